@@ -1,0 +1,119 @@
+"""The ``sd`` command line.
+
+Commands live in their own modules and are imported only when run (see ``COMMANDS``), so
+``sd --help`` and the listings stay light. Plugins add commands through ``sd_cli_commands``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from sd_core import __version__
+from sd_core.errors import SdError
+
+#: command name → "module:attribute", imported on use
+COMMANDS = {
+    "plugins": "sd_core.cli.listing:plugins",
+    "datasets": "sd_core.cli.listing:datasets",
+    "tasks": "sd_core.cli.listing:tasks",
+    "backbones": "sd_core.cli.listing:backbones",
+    "metrics": "sd_core.cli.listing:metrics",
+    "config": "sd_core.cli.config_cmd:config",
+    "init": "sd_core.cli.config_cmd:init",
+    "demo": "sd_core.cli.demo:demo",
+}
+
+#: one-line help per command, so that `sd --help` need not import the command modules
+SUMMARIES = {
+    "plugins": "List installed plugins, their versions and what they provide.",
+    "datasets": "List data sets: plugin, raw folder, processed output.",
+    "tasks": "List the prediction tasks of each data set.",
+    "backbones": "List classifier backbones and their options.",
+    "metrics": "List evaluation metrics.",
+    "config": "Show the resolved configuration.",
+    "init": "Write a commented starter sd.toml.",
+    "demo": "Run every stage on embedded synthetic data.",
+}
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a user-facing error in one line and exit."""
+    from sd_core.cli.output import err_console
+
+    err_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+class SdGroup(click.Group):
+    """A click group with lazily imported commands, plugin commands and friendly errors."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        from sd_core.plugins import get_registry
+
+        out: dict[str, click.Command] = {}
+        for plugin, cmd in get_registry().cli_commands:
+            if cmd.name in COMMANDS or cmd.name in self.commands or cmd.name in out:
+                sys.stderr.write(
+                    f"warning: plugin {plugin!r} adds command {cmd.name!r}, which exists; ignored\n"
+                )
+                continue
+            out[cmd.name] = cmd
+        return out
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands, *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return self._plugin_commands().get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        plugin_cmds = self._plugin_commands()
+        for name in self.list_commands(ctx):
+            if name in SUMMARIES:
+                rows.append((name, SUMMARIES[name]))
+            else:
+                cmd = self.commands.get(name) or plugin_cmds.get(name)
+                rows.append((name, cmd.get_short_help_str(60) if cmd else ""))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SdError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+@click.group(cls=SdGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sd")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Project file (default: $SD_CONFIG, else ./sd.toml, else built-in defaults).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """sd: EEG recordings to spectrogram images, classifiers and conditional diffusion models."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+def load_ctx_config(ctx: click.Context):
+    """The configuration for this invocation (loaded once)."""
+    from sd_core.config import load_config
+
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "config" not in root.obj:
+        root.obj["config"] = load_config(root.obj.get("config_path"))
+    return root.obj["config"]

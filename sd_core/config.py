@@ -1,0 +1,312 @@
+"""The project file ``sd.toml``: where it is found, what it may hold, and its resolved values.
+
+Search order: ``--config PATH``, else ``$SD_CONFIG``, else ``./sd.toml``, else built-in defaults.
+Relative paths in a file are relative to the file's folder (to the working folder for defaults).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from sd_core.errors import ConfigError
+
+ENV_CONFIG = "SD_CONFIG"
+DEFAULT_NAME = "sd.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One allowed key: its type(s), default, help, and optional extra check."""
+
+    types: tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+
+    def type_name(self) -> str:
+        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+                 list: "a list", dict: "a table"}
+        return " or ".join(names.get(t, t.__name__) for t in self.types)
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 <= v < 1 else "must be at least 0 and less than 1"
+
+
+def _splits(v: Mapping[str, Any]) -> str | None:
+    allowed = ("train", "val", "test")
+    bad = [k for k in v if k not in allowed]
+    if bad:
+        return f"has unknown split(s) {', '.join(bad)}; allowed: {', '.join(allowed)}"
+    if not v:
+        return "must name at least one split"
+    for k, x in v.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
+            return f"split {k!r} must be a non-negative number, got {x!r}"
+    if sum(v.values()) <= 0:
+        return "must have a positive total"
+    return None
+
+
+def _strings(v: list) -> str | None:
+    return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
+
+
+PATHS = {
+    "raw_root": Key((str,), "data/raw", "raw data sets live in <raw_root>/<dataset>"),
+    "output_root": Key((str,), "data/processed", "processed data sets go to <output_root>/<dataset>"),
+}
+
+PREPROCESS = {
+    "fs": Key((int, float), 250.0, "sampling rate (Hz) recordings are resampled to", check=_positive),
+    "nsamps": Key((int,), 2000, "samples per window (after resampling)", check=_positive),
+    "overlap": Key((int, float), 0.5, "overlap of consecutive windows, as a fraction (0 ≤ x < 1)",
+                   check=_fraction),
+    "resolution": Key((int,), 256, "image size R (R×R pixels)", check=_positive),
+    "bins": Key((str,), "log", "frequency bins", choices=("log", "linear")),
+    "splits": Key((dict,), {"train": 0.7, "val": 0.15, "test": 0.15},
+                  "fractions of subjects per split", check=_splits),
+    "seed": Key((int,), 0, "seed of the subject split"),
+    "workers": Key((int,), 1, "worker processes", check=_positive),
+}
+
+#: Keys of ``[datasets.<name>]`` besides the preprocessing overrides and the plugin's options.
+DATASET = {
+    "raw": Key((str,), "", "raw data folder (default <raw_root>/<dataset>)"),
+    "output": Key((str,), "", "output folder (default <output_root>/<dataset>)"),
+    "channels": Key((list,), [], "channels of the image, by name (default: the plugin's)", check=_strings),
+    "split_file": Key((str,), "", "CSV of subject,split pinning the split assignment"),
+}
+
+SECTIONS = {"paths": PATHS, "preprocess": PREPROCESS}
+
+
+def _type_ok(key: Key, value: Any) -> bool:
+    if isinstance(value, bool) and bool not in key.types:
+        return False
+    return isinstance(value, key.types)
+
+
+def _validate_table(where: str, table: Mapping[str, Any], schema: Mapping[str, Key], src: str) -> None:
+    for name, value in table.items():
+        if name not in schema:
+            raise ConfigError(
+                f"{src}: [{where}] unknown key {name!r}; allowed: {', '.join(sorted(schema))}"
+            )
+        key = schema[name]
+        if not _type_ok(key, value):
+            raise ConfigError(f"{src}: [{where}] {name} must be {key.type_name()}, got {value!r}")
+        if key.choices and value not in key.choices:
+            raise ConfigError(
+                f"{src}: [{where}] {name} = {value!r} is not allowed; allowed: "
+                + ", ".join(map(str, key.choices))
+            )
+        problem = key.check(value) if key.check else None
+        if problem:
+            raise ConfigError(f"{src}: [{where}] {name} {problem}, got {value!r}")
+
+
+def dataset_schema(plugin: Any) -> dict[str, Key]:
+    """Allowed keys of ``[datasets.<name>]`` for a dataset plugin."""
+    schema = dict(DATASET)
+    schema.update(PREPROCESS)
+    for name, opt in dict(getattr(plugin, "options", {}) or {}).items():
+        types: tuple[type, ...] = (type(opt.default),)
+        if isinstance(opt.default, float):
+            types = (int, float)
+        schema[name] = Key(types, opt.default, opt.help)
+    return schema
+
+
+@dataclass
+class Config:
+    """The resolved configuration."""
+
+    source: Path | None
+    paths: dict[str, Any]
+    preprocess: dict[str, Any]
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def _path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base / p)
+
+    def raw_root(self, dataset: str) -> Path:
+        own = self.datasets.get(dataset, {}).get("raw")
+        return self._path(own) if own else self._path(self.paths["raw_root"]) / dataset
+
+    def output_dir(self, dataset: str) -> Path:
+        own = self.datasets.get(dataset, {}).get("output")
+        return self._path(own) if own else self._path(self.paths["output_root"]) / dataset
+
+    def preprocess_params(self, dataset: str) -> dict[str, Any]:
+        """``[preprocess]`` with the data set's own overrides applied."""
+        params = copy.deepcopy(self.preprocess)
+        own = self.datasets.get(dataset, {})
+        params.update({k: copy.deepcopy(v) for k, v in own.items() if k in PREPROCESS})
+        return params
+
+    def dataset_options(self, dataset: str, plugin: Any) -> dict[str, Any]:
+        """The plugin's options with defaults filled in."""
+        opts = {k: o.default for k, o in dict(getattr(plugin, "options", {}) or {}).items()}
+        own = self.datasets.get(dataset, {})
+        opts.update({k: v for k, v in own.items() if k in opts})
+        return opts
+
+    def channels(self, dataset: str, plugin: Any) -> list[str]:
+        return list(self.datasets.get(dataset, {}).get("channels") or plugin.channels)
+
+    def split_file(self, dataset: str) -> Path | None:
+        own = self.datasets.get(dataset, {}).get("split_file")
+        return self._path(own) if own else None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"paths": self.paths, "preprocess": self.preprocess}
+        if self.datasets:
+            out["datasets"] = self.datasets
+        return out
+
+
+def find_config_file(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The file the search order picks, or None for built-in defaults."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (given with --config)")
+        return path.resolve()
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (named by ${ENV_CONFIG})")
+        return path.resolve()
+    local = Path.cwd() / DEFAULT_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    return {sec: {k: copy.deepcopy(key.default) for k, key in schema.items()}
+            for sec, schema in SECTIONS.items()}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def load_config(explicit: str | os.PathLike | None = None, registry: Any = None) -> Config:
+    """Find, read, validate and resolve the configuration.
+
+    ``registry`` (default: the process's plugin registry) is consulted only when the file has
+    ``[datasets.<name>]`` sections, to check names and plugin options.
+    """
+    path = find_config_file(explicit)
+    resolved = defaults()
+    datasets: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        raw = read_toml(path)
+        src = str(path)
+        allowed = sorted([*SECTIONS, "datasets"])
+        for section, table in raw.items():
+            if section not in allowed:
+                raise ConfigError(f"{src}: unknown section [{section}]; allowed: {', '.join(allowed)}")
+            if not isinstance(table, dict):
+                raise ConfigError(f"{src}: {section} must be a table ([{section}])")
+            if section in SECTIONS:
+                _validate_table(section, table, SECTIONS[section], src)
+                resolved[section].update(copy.deepcopy(table))
+        if raw.get("datasets"):
+            if registry is None:
+                from sd_core.plugins import get_registry
+
+                registry = get_registry()
+            for name, table in raw["datasets"].items():
+                if name not in registry.datasets:
+                    raise ConfigError(
+                        f"{src}: [datasets.{name}] unknown data set {name!r}; installed: "
+                        + (", ".join(registry.datasets) or "none")
+                    )
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{src}: datasets.{name} must be a table ([datasets.{name}])")
+                _validate_table(f"datasets.{name}", table, dataset_schema(registry.datasets[name]), src)
+                datasets[name] = copy.deepcopy(table)
+    return Config(path, resolved["paths"], resolved["preprocess"], datasets)
+
+
+# -- writing TOML (for `sd config show` and `sd init`) -----------------------------------------
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    """TOML text of a two-level mapping (``datasets`` nests one level deeper)."""
+    lines: list[str] = []
+    for section, table in data.items():
+        if section == "datasets":
+            for name, sub in table.items():
+                lines.append(f"[datasets.{name}]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in sub.items()]
+                lines.append("")
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def starter_text(datasets: Mapping[str, Any]) -> str:
+    """A commented starter ``sd.toml``: every key with its default and meaning."""
+    out = [
+        "# sd project file. Found by --config PATH, else $SD_CONFIG, else ./sd.toml.",
+        "# Relative paths are relative to this file's folder. Uncomment what you change.",
+        "",
+    ]
+    for section, schema in SECTIONS.items():
+        out.append(f"[{section}]")
+        for name, key in schema.items():
+            out.append(f"# {key.help}" + (f" ({' | '.join(key.choices)})" if key.choices else ""))
+            out.append(f"{name} = {toml_value(key.default)}")
+        out.append("")
+    out.append("# Per data set: raw/output folders, channels, preprocessing overrides, plugin options.")
+    for name, plugin in datasets.items():
+        out.append(f"# [datasets.{name}]  — {getattr(plugin, 'title', '')}".rstrip(" —"))
+        out.append(f'# raw = "/path/to/{name}"')
+        for opt, spec in dict(getattr(plugin, "options", {}) or {}).items():
+            out.append(f"# {opt} = {toml_value(spec.default)}  # {spec.help}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

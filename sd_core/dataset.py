@@ -1,0 +1,147 @@
+"""The dataset-plugin contract: what a plugin says about its data set.
+
+A dataset plugin subclasses :class:`DatasetPlugin` and returns an instance from the
+``sd_datasets`` hook. It answers four questions and the core does everything else:
+
+1. Which subjects and recordings are there, with which labels?  (:meth:`find_subjects`)
+2. How is one recording opened?  (:meth:`read_raw`, default: ``mne.io.read_raw``)
+3. Which channels make the image?  (:attr:`channels`, names in 10–20 notation; the old and new
+   names T3/T7, T4/T8, T5/P7, T6/P8 are interchangeable)
+4. What labels does each window carry beyond its recording's?  (:meth:`label_windows`)
+
+Objects here must be picklable: preprocessing sends them to worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from sd_core.specs import OptionSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mne
+
+#: The 19 channels of the 10–20 system that every data set shares. The original project used
+#: these plus one more per data set (20 in all); a plugin appends its own twentieth.
+TEN_TWENTY_19 = (
+    "Fp1", "Fp2", "F3", "F4", "Fz", "F7", "F8", "C3", "C4", "Cz",
+    "P3", "P4", "Pz", "O1", "O2", "T7", "T8", "P7", "P8",
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One stretch of signal that becomes a run of windows.
+
+    id:     unique within its subject; image files are named ``<id>-<index>.png``.
+    path:   the file to open.
+    labels: recording-level metadata columns (``doing_math``, ``session``, ``trial``, ``emotion``).
+    start, stop: seconds within the file to use (None = from the start / to the end), for
+            example one SEED-V trial of a session file. Only this span is read.
+    extra:  anything else the plugin needs later (for example seizure intervals); not written
+            to the metadata.
+    """
+
+    id: str
+    path: Path
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    start: float | None = None
+    stop: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One person. ``labels`` holds the canonical labels ``gender`` (``F``/``M``), ``health``
+    (``H``, ``PD``, ...), ``age`` (integer years or None) and any data-set columns."""
+
+    id: str
+    labels: Mapping[str, Any]
+    recordings: Sequence[Recording]
+
+
+class DatasetPlugin:
+    """Base class of a dataset preprocessor. Override what differs from the defaults."""
+
+    #: What users type: ``sd preprocess --dataset <name>``. Also the output folder name.
+    name: str = ""
+    #: One line for ``sd datasets``.
+    title: str = ""
+    #: Channels of the image, in order (left to right), by name.
+    channels: Sequence[str] = TEN_TWENTY_19
+    #: The data set's own metadata columns, in the order they appear after the canonical ones.
+    columns: Sequence[str] = ()
+    #: Options users may set in ``[datasets.<name>]`` of ``sd.toml``, with defaults and help.
+    options: Mapping[str, OptionSpec] = {}
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def raw_found(self, root: Path) -> bool:
+        """Cheap check for ``sd datasets``: does ``root`` look like this data set?"""
+        return root.is_dir() and any(root.iterdir())
+
+    def find_subjects(self, root: Path, options: Mapping[str, Any]) -> list[Subject]:
+        """All subjects under ``root`` with their labels and recordings.
+
+        Raise :class:`sd_core.errors.DatasetError` for problems that stop the whole data set
+        (root missing, participants table missing). A single subject whose files are missing
+        should still be returned: the core reports it when opening the recording fails.
+        """
+        raise NotImplementedError
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read_raw(self, recording: Recording, options: Mapping[str, Any]) -> mne.io.BaseRaw:
+        """Open a recording without loading its samples (``preload=False``).
+
+        The core picks channels, crops to ``recording.start``/``stop`` and loads only that.
+        """
+        import mne
+
+        return mne.io.read_raw(recording.path, preload=False, verbose="error")
+
+    def channel_name(self, raw_name: str) -> str:
+        """Map a channel name of the file to 10–20 notation (default: drop an ``EEG`` prefix
+        and a reference suffix such as ``-REF``/``-LE``)."""
+        from sd_core.channels import clean_channel_name
+
+        return clean_channel_name(raw_name)
+
+    # -- labels -----------------------------------------------------------------------------
+
+    def label_windows(
+        self,
+        recording: Recording,
+        spans: Sequence[tuple[float, float]],
+        options: Mapping[str, Any],
+    ) -> list[dict[str, Any] | None]:
+        """Labels for each window of a recording, given its (start, stop) seconds in the file.
+
+        Return one dict per span (merged over the subject's and recording's labels), or None
+        to leave that window out. The default adds nothing.
+        """
+        return [{} for _ in spans]
+
+    def caption(self, row: Mapping[str, Any]) -> str:
+        """A plain sentence describing a metadata row (used to condition diffusion models)."""
+        from sd_core.captions import describe_subject
+
+        return describe_subject(row)
+
+    # -- demo -------------------------------------------------------------------------------
+
+    def write_demo(self, root: Path, seed: int = 0) -> None:
+        """Write a small synthetic raw data set in the data set's native layout under ``root``.
+
+        Plugins without a demo writer leave this unimplemented; ``sd demo`` skips them.
+        """
+        raise NotImplementedError
+
+    @property
+    def has_demo(self) -> bool:
+        return type(self).write_demo is not DatasetPlugin.write_demo
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

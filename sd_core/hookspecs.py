@@ -1,0 +1,82 @@
+"""The contract between ``sd`` and its plugins.
+
+A plugin is an installed distribution that declares an entry point in the group ``sd``::
+
+    [project.entry-points.sd]
+    mydata = "sd_mydata.plugin"
+
+The entry point names a module (or object) holding functions marked with
+``sd_core.hookimpl`` whose names are the hooks below. Implement only the hooks you need.
+Every hook returns a list; an empty list means "nothing from me".
+
+Rules every plugin follows:
+
+* Keep the module light: ``sd --help`` and the listing commands load every plugin, and must not
+  import torch, mne or diffusers. Import heavy libraries inside the functions that use them
+  (for example inside ``DatasetPlugin.read_raw`` or ``BackboneSpec.build``).
+* Names are global: two plugins registering the same data set, the same task of one data set,
+  the same backbone or the same metric is an error that names both plugins.
+* A plugin that raises while loading, or while a hook is called, is reported by name and left
+  out; the other plugins keep working.
+
+See ``docs/writing-a-dataset-plugin.md`` for a worked example.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sd_core import hookspec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from sd_core.dataset import DatasetPlugin
+    from sd_core.specs import BackboneSpec, MetricSpec, TaskSpec
+
+
+@hookspec
+def sd_datasets() -> list[DatasetPlugin]:
+    """Dataset preprocessors: one :class:`sd_core.dataset.DatasetPlugin` per data set.
+
+    A dataset plugin says where the subjects, recordings, labels and channels of its data set
+    are, and how to label a window; the core does the rest (reading through MNE, resampling,
+    windowing, spectrograms, splits, metadata, resume). The plugin's ``name`` is what users type
+    (``sd preprocess --dataset <name>``) and the folder name of its processed output.
+    """
+
+
+@hookspec
+def sd_tasks() -> list[TaskSpec]:
+    """Label registries: the prediction tasks offered on data sets.
+
+    Each :class:`sd_core.specs.TaskSpec` names its data set, so a plugin may add tasks to
+    another plugin's data set (for example a combined task over existing metadata columns).
+    A task is listed only while its data set is installed.
+    """
+
+
+@hookspec
+def sd_backbones() -> list[BackboneSpec]:
+    """Classifier backbones (:class:`sd_core.specs.BackboneSpec`).
+
+    ``build(embedding_dim=..., image_size=..., **options)`` returns a ``torch.nn.Module`` mapping a
+    ``(B, 1, R, R)`` float image batch to a ``(B, embedding_dim)`` embedding. Document every
+    option in ``options`` so that ``sd backbones`` can show it and configs can be validated.
+    """
+
+
+@hookspec
+def sd_metrics() -> list[MetricSpec]:
+    """Per-task evaluation metrics (:class:`sd_core.specs.MetricSpec`).
+
+    The core registers accuracy, balanced accuracy, macro F1, AUROC, MAE and R² this way.
+    """
+
+
+@hookspec
+def sd_cli_commands() -> list[click.Command]:
+    """Extra ``click`` commands added to the ``sd`` command line.
+
+    A command whose name the core already uses is ignored with a warning.
+    """

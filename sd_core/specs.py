@@ -1,0 +1,90 @@
+"""What plugins contribute, as plain data: tasks, backbones and metrics.
+
+These classes are light (no torch import); heavy objects are built on demand through the
+``build`` callables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASK_KINDS = (CLASSIFICATION, REGRESSION)
+
+#: Labels every data set may carry under these names, so that tasks on them work across data sets.
+CANONICAL_LABELS = ("gender", "health", "age")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One prediction target of a data set.
+
+    name:     task name, unique per data set (``gender``, ``seizure``, ``math_condition``).
+    dataset:  the data set it belongs to (may be another plugin's data set).
+    kind:     ``"classification"`` or ``"regression"``.
+    classes:  the class values as they appear in the metadata, in index order (classification).
+    columns:  metadata columns the target is read from. One column: its value is the target.
+              Several columns: the target is their values joined with ``_`` (for example
+              ``("doing_math", "gender")`` gives ``"1_F"``), which is how combined
+              "condition" tasks are expressed.
+    description: one line for ``sd tasks``.
+    """
+
+    name: str
+    dataset: str
+    kind: str
+    classes: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {TASK_KINDS}, not {self.kind!r}")
+        if self.kind == CLASSIFICATION and len(self.classes) < 2:
+            raise ValueError(f"task {self.name!r}: a classification task needs at least two classes")
+        if not self.columns:
+            object.__setattr__(self, "columns", (self.name,))
+
+    def target_value(self, row: dict[str, Any]) -> str:
+        """The raw target value of a metadata row (before mapping to a class index)."""
+        return "_".join(str(row[c]) for c in self.columns)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One documented option of a backbone (or another buildable contribution)."""
+
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A classifier backbone: maps a (B, 1, R, R) image batch to a (B, embedding_dim) embedding.
+
+    build(embedding_dim: int, image_size: int, **options) -> torch.nn.Module
+    """
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+    options: dict[str, OptionSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A per-task evaluation metric.
+
+    kind: the task kind it applies to (``classification`` or ``regression``).
+    build(num_classes: int | None) -> a torchmetrics ``Metric`` (or any object with
+    ``update(preds, target)``, ``compute()`` and ``reset()``). For classification, ``preds`` are
+    logits of shape (N, num_classes) and ``target`` class indices; for regression both are (N,).
+    """
+
+    name: str
+    kind: str
+    build: Callable[..., Any]
+    higher_is_better: bool = True
+    description: str = ""
