@@ -24,6 +24,7 @@ COMMANDS = {
     "config": "sd_core.cli.config_cmd:config",
     "init": "sd_core.cli.config_cmd:init",
     "demo": "sd_core.cli.demo:demo",
+    "preprocess": "sd_core.cli.preprocess:preprocess",
 }
 
 #: one-line help per command, so that `sd --help` need not import the command modules
@@ -36,14 +37,17 @@ SUMMARIES = {
     "config": "Show the resolved configuration.",
     "init": "Write a commented starter sd.toml.",
     "demo": "Run every stage on embedded synthetic data.",
+    "preprocess": "Turn raw recordings into spectrogram PNGs and metadata (resumable).",
 }
 
 
 def fail(message: str, code: int = 1) -> None:
     """Print a user-facing error in one line and exit."""
+    from rich.markup import escape
+
     from sd_core.cli.output import err_console
 
-    err_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

@@ -1,0 +1,4 @@
+from sd_core.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="sd")

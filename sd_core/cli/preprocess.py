@@ -1,0 +1,155 @@
+"""``sd preprocess``: raw recordings → spectrogram PNGs and metadata, per data set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from sd_core.cli import load_ctx_config
+from sd_core.cli.output import console, err_console, table
+from sd_core.errors import ConfigError, SdError
+
+
+def _parse_splits(text: str) -> dict[str, float]:
+    """``0.7,0.15,0.15`` or ``train=0.8,test=0.2``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--splits {text!r}: give fractions like 0.7,0.15,0.15 or train=0.8,test=0.2") from None
+    if len(values) > 3:
+        raise ConfigError(f"--splits {text!r}: at most three fractions (train, val, test)")
+    return dict(zip(("train", "val", "test"), values))
+
+
+@click.command()
+@click.option("--dataset", "-d", "datasets", multiple=True, help="Data set to process (repeatable).")
+@click.option("--all", "all_datasets", is_flag=True, help="Process every installed data set.")
+@click.option("--raw", type=click.Path(file_okay=False), help="Raw data folder (one data set only).")
+@click.option("--output", type=click.Path(file_okay=False), help="Output folder (one data set only).")
+@click.option("--fs", type=float, help="Target sampling rate in Hz.")
+@click.option("--nsamps", type=int, help="Samples per window (after resampling).")
+@click.option("--overlap", type=float, help="Overlap of consecutive windows (fraction, 0 ≤ x < 1).")
+@click.option("--resolution", type=int, help="Image size R (R×R pixels).")
+@click.option("--bins", type=click.Choice(["log", "linear"]), help="Frequency bins.")
+@click.option("--splits", help="Subject fractions, e.g. 0.7,0.15,0.15 or train=0.8,test=0.2.")
+@click.option("--seed", type=int, help="Seed of the subject split.")
+@click.option("--workers", type=int, help="Worker processes (results are identical for any number).")
+@click.option("--shard", help="Process only shard K of N (K/N) of the subjects; merge afterwards.")
+@click.option("--merge", is_flag=True, help="Assemble metadata from finished shards; process nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace output made with other parameters.")
+@click.pass_context
+def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, resolution, bins,
+               splits, seed, workers, shard, merge, overwrite):
+    """Turn raw recordings into spectrogram PNGs and metadata CSVs (resumable).
+
+    Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
+    """
+    from sd_core.config import PREPROCESS, _validate_table
+    from sd_core.plugins import get_registry
+    from sd_core.preprocess.runner import Shard
+
+    cfg = load_ctx_config(ctx)
+    reg = get_registry()
+    names = list(reg.datasets) if all_datasets else list(dict.fromkeys(datasets))
+    if not names:
+        raise SdError("name a data set with --dataset NAME (or use --all); see `sd datasets`")
+    for n in names:
+        reg.dataset(n)  # unknown names fail here, listing the installed ones
+    if (raw or output) and len(names) != 1:
+        raise SdError("--raw and --output apply to one data set; name exactly one --dataset")
+    overrides = {k: v for k, v in dict(fs=fs, nsamps=nsamps, overlap=overlap, resolution=resolution,
+                                       bins=bins, seed=seed, workers=workers).items() if v is not None}
+    if splits:
+        overrides["splits"] = _parse_splits(splits)
+    _validate_table("preprocess", overrides, PREPROCESS, "command line")
+    shard_spec = Shard.parse(shard) if shard else None
+
+    failures = 0
+    for name in names:
+        plugin = reg.dataset(name)
+        raw_root = Path(raw).resolve() if raw else cfg.raw_root(name)
+        out = Path(output).resolve() if output else cfg.output_dir(name)
+        prep = {**cfg.preprocess_params(name), **overrides}
+        dist = reg.owner("sd_datasets", name)
+        try:
+            if merge:
+                from sd_core.preprocess.runner import merge_dataset
+
+                counts = merge_dataset(plugin, out, plugin_dist=dist)
+                console().print(f"[bold]{name}[/]: merged into {out}: "
+                                + ", ".join(f"{s} {c}" for s, c in counts.items()))
+                continue
+            result = _run_one(plugin, raw_root, out, prep, cfg, name, shard_spec, overwrite, dist)
+        except SdError as exc:
+            failures += 1
+            from rich.markup import escape
+
+            err_console().print(f"[bold red]error:[/] {name}: {escape(str(exc))}", soft_wrap=True)
+            continue
+        _summary(result)
+        if result.subjects and len(result.failed_subjects) == result.subjects:
+            failures += 1
+    if failures:
+        ctx.exit(1)
+
+
+def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite, dist):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sd_core.preprocess.runner import preprocess_dataset
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console(), transient=False)
+    tasks: dict[str, int] = {}
+    overall = None
+
+    def on_event(event, payload):
+        nonlocal overall
+        if event == "start":
+            overall = progress.add_task(f"{name} subjects", total=payload["total"], completed=payload["done"])
+        elif event == "begin":
+            tasks[payload] = progress.add_task(f"  {payload}", total=1)
+        elif event == "subject":
+            tid = tasks.pop(payload.subject, None)
+            if tid is not None:
+                progress.remove_task(tid)
+            progress.advance(overall)
+
+    started = time.monotonic()
+    with progress:
+        result = preprocess_dataset(
+            plugin, raw_root, out, prep, cfg.channels(name, plugin), cfg.dataset_options(name, plugin),
+            split_file=cfg.split_file(name), workers=int(prep.get("workers", 1)), shard=shard,
+            overwrite=overwrite, plugin_dist=dist, progress=on_event,
+        )
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _summary(result) -> None:
+    from rich.markup import escape
+
+    c = console()
+    done = sum(r.status == "done" for r in result.results)
+    partial = sum(r.status == "partial" for r in result.results)
+    failed = sum(r.status == "failed" for r in result.results)
+    t = table(f"{result.dataset} → {result.out}", ["subjects", "done", "resumed", "partial", "failed",
+                                                   "images (this run)", "seconds"])
+    t.add_row(str(result.subjects), str(done), str(result.skipped), str(partial), str(failed),
+              str(sum(r.images for r in result.results)), f"{getattr(result, 'seconds', 0):.1f}")
+    c.print(t)
+    if result.merged:
+        c.print("images per split: " + ", ".join(f"{s} {n}" for s, n in result.images.items()))
+    else:
+        c.print("shard finished; once every shard has, run [bold]sd preprocess --merge[/] "
+                f"--dataset {result.dataset}")
+    for e in result.errors:
+        c.print(f"[red]unreadable:[/] {escape(e)}", soft_wrap=True)
+    for r in result.results:
+        for n in r.notes:
+            c.print(f"[yellow]note:[/] {escape(n)}", soft_wrap=True)

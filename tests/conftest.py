@@ -1,0 +1,46 @@
+"""Shared fixtures: running the CLI in a subprocess, fake plugin distributions, real data paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL.is_dir():
+        pytest.fail(f"real test recordings not found at {REAL} (../shared/data/real)")
+    return REAL
+
+
+def run_sd(*args: str, env: dict | None = None, cwd: Path | None = None,
+           extra_path: list[Path] = (), timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m sd_core ARGS`` in a fresh process and capture its output."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    full_env["COLUMNS"] = "200"
+    if extra_path:
+        full_env["PYTHONPATH"] = os.pathsep.join([*map(str, extra_path), full_env.get("PYTHONPATH", "")])
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "sd_core", *args], capture_output=True, text=True,
+        env=full_env, cwd=cwd or ROOT, timeout=timeout,
+    )
+
+
+def make_fake_dist(site: Path, dist: str, module: str, code: str, version: str = "0.0.1") -> None:
+    """A minimal installed distribution on a path entry: a module plus a dist-info folder whose
+    ``entry_points.txt`` registers the module in the ``sd`` group — what pip would leave behind."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[sd]\n{module} = {module}\n")

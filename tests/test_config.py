@@ -1,0 +1,108 @@
+"""sd.toml: search order, validation messages, `sd config show`, `sd init`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_sd
+from sd_core.config import load_config
+from sd_core.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SD_CONFIG", raising=False)
+    cfg = load_config()
+    assert cfg.source is None
+    assert cfg.raw_root("seed") == tmp_path / "data/raw/seed"
+    assert cfg.output_dir("seed") == tmp_path / "data/processed/seed"
+    assert cfg.preprocess["nsamps"] == 2000 and cfg.preprocess["bins"] == "log"
+
+
+def test_search_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    local = write(tmp_path / "sd.toml", "[preprocess]\nnsamps = 1000\n")
+    env = write(tmp_path / "env.toml", "[preprocess]\nnsamps = 1500\n")
+    explicit = write(tmp_path / "explicit.toml", "[preprocess]\nnsamps = 500\n")
+    monkeypatch.delenv("SD_CONFIG", raising=False)
+    assert load_config().source == local.resolve()
+    monkeypatch.setenv("SD_CONFIG", str(env))
+    assert load_config().preprocess["nsamps"] == 1500
+    assert load_config(explicit).preprocess["nsamps"] == 500
+    monkeypatch.setenv("SD_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="missing.toml does not exist"):
+        load_config()
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path):
+    (tmp_path / "proj").mkdir()
+    cfg_file = write(tmp_path / "proj" / "sd.toml",
+                     '[paths]\nraw_root = "raw"\n[datasets.seed]\nraw = "/abs/SEED-V"\nnsamps = 1000\n')
+    cfg = load_config(cfg_file)
+    assert cfg.raw_root("math") == tmp_path / "proj" / "raw" / "math"
+    assert cfg.raw_root("seed") == Path("/abs/SEED-V")
+    assert cfg.preprocess_params("seed")["nsamps"] == 1000
+    assert cfg.preprocess_params("math")["nsamps"] == 2000
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[preprocess]\nnsmaps = 100\n",
+     ["[preprocess] unknown key 'nsmaps'", "allowed:", "nsamps", "overlap"]),
+    ("[preprocess]\nnsamps = \"2000\"\n", ["[preprocess] nsamps must be an integer", "'2000'"]),
+    ("[preprocess]\nnsamps = true\n", ["[preprocess] nsamps must be an integer"]),
+    ("[preprocess]\nbins = \"mel\"\n", ["bins = 'mel' is not allowed", "allowed: log, linear"]),
+    ("[preprocess]\noverlap = 1.5\n", ["overlap must be at least 0 and less than 1"]),
+    ("[preprocess]\nsplits = { train = 0.8, holdout = 0.2 }\n", ["unknown split(s) holdout"]),
+    ("[prepocess]\nfs = 100\n", ["unknown section [prepocess]", "allowed: datasets, paths, preprocess"]),
+    ("[datasets.sead]\nraw = \"x\"\n",
+     ["[datasets.sead] unknown data set 'sead'", "installed: chbmit, math, parkinsons, seed"]),
+    ("[datasets.seed]\nrwa = \"x\"\n", ["[datasets.seed] unknown key 'rwa'", "raw", "channels"]),
+    ("[datasets.seed]\nchannels = \"Fp1\"\n", ["[datasets.seed] channels must be a list"]),
+    ("[preprocess\n", ["not valid TOML"]),
+])
+def test_validation_messages_name_file_key_and_allowed(tmp_path, text, expected):
+    path = write(tmp_path / "bad.toml", text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert str(path) in msg
+    for part in expected:
+        assert part in msg, msg
+    # and the CLI prints it in one line without a traceback
+    res = run_sd("--config", str(path), "config", "show")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: ") and expected[0] in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2
+
+
+def test_config_show_prints_resolved_values(tmp_path):
+    path = write(tmp_path / "sd.toml", "[preprocess]\nfs = 125\n[datasets.chbmit]\nraw = \"/data/chb\"\n")
+    res = run_sd("--config", str(path), "config", "show", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["source"] == str(path.resolve())
+    assert data["preprocess"]["fs"] == 125 and data["preprocess"]["nsamps"] == 2000
+    assert data["datasets"]["chbmit"]["raw"] == "/data/chb"
+    text = run_sd("--config", str(path), "config", "show").stdout
+    assert "fs = 125" in text and "[datasets.chbmit]" in text
+
+
+def test_init_writes_a_commented_starter_that_loads_to_the_defaults(tmp_path):
+    res = run_sd("init", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "sd.toml").read_text()
+    assert text.count("#") > 10 and "[preprocess]" in text and "[datasets.seed]" in text
+    cfg = load_config(tmp_path / "sd.toml")
+    assert cfg.preprocess == load_config.__globals__["defaults"]()["preprocess"]
+    again = run_sd("init", cwd=tmp_path)
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert run_sd("init", "--force", cwd=tmp_path).returncode == 0

@@ -1,0 +1,317 @@
+"""The preprocessing pipeline on a test-only dataset plugin writing synthetic EDF recordings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sd_testeeg
+from conftest import ROOT, make_fake_dist, run_sd
+from sd_core.config import defaults
+from sd_core.errors import SdError
+from sd_core.preprocess import merge_dataset, preprocess_dataset
+from sd_core.preprocess.runner import Shard
+
+ARGS = ["--fs", "125", "--nsamps", "500", "--overlap", "0.5", "--resolution", "128"]
+
+
+def prep(**kw):
+    p = defaults()["preprocess"]
+    p.update(fs=125.0, nsamps=500, overlap=0.5, resolution=128)
+    p.update(kw)
+    return p
+
+
+PLUGIN = sd_testeeg.TestEEG()
+CHANNELS = list(PLUGIN.channels)
+OPTIONS = {"event_overlap": 0.5}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("raw") / "testeeg"
+    events = sd_testeeg.write_testeeg(root, seed=1, n_subjects=6, seconds=30.0, runs=2)
+    return root, events
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    make_fake_dist(site, "sd-testeeg", "sd_testeeg", (Path(__file__).parent / "sd_testeeg.py").read_text())
+    return site
+
+
+@pytest.fixture(scope="module")
+def reference(raw, tmp_path_factory) -> Path:
+    """One uninterrupted single-worker run, the reference for the other runs."""
+    out = tmp_path_factory.mktemp("ref") / "testeeg"
+    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS)
+    return out
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_same_tree(a: Path, b: Path) -> None:
+    ta, tb = tree(a), tree(b)
+    assert sorted(ta) == sorted(tb)
+    differing = [k for k in ta if ta[k] != tb[k]]
+    assert not differing, f"files differ: {differing[:5]}"
+
+
+# -- layout, labels, splits ---------------------------------------------------------------------
+
+def test_layout_metadata_and_labels(raw, reference):
+    root, events = raw
+    meta = rows(reference / "metadata.csv")
+    assert list(meta[0])[:10] == ["file_name", "split", "dataset", "subject", "gender", "health", "age",
+                                  "recording", "window", "start"]
+    assert list(meta[0])[-1] == "caption"
+    # 6 subjects × 2 runs × windows of 4 s every 2 s over 30 s = 14 windows per run
+    assert len(meta) == 6 * 2 * 14
+    for split in ("train", "val", "test"):
+        part = rows(reference / f"{split}-metadata.csv")
+        assert part and all(r["split"] == split for r in part)
+        for r in part:
+            assert (reference / r["file_name"]).is_file()
+            assert r["file_name"] == f"{split}/{r['subject']}/{r['recording']}-{r['window']}.png"
+    subjects_per_split = {}
+    for r in meta:
+        subjects_per_split.setdefault(r["subject"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in subjects_per_split.values())  # no subject in two splits
+    # every window's event label is exactly what the writer put there
+    for r in meta:
+        spans = events[root / r["subject"] / f"{r['recording']}.edf"]
+        a = float(r["start"])
+        overlap = sum(max(0.0, min(a + 4.0, e1) - max(a, e0)) for e0, e1 in spans)
+        assert int(r["event"]) == int(overlap >= 2.0), r
+    assert sum(int(r["event"]) for r in meta) >= 6 * 4  # every subject has ~5 event windows
+    s0 = next(r for r in meta if r["subject"] == "S00")
+    assert s0["gender"] == "F" and s0["age"] == "20" and s0["health"] == "H"
+    assert s0["caption"] == "an EEG spectrogram of a 20 year old, healthy, female subject"
+
+    info = json.loads((reference / "preprocess.json").read_text())
+    assert info["parameters"]["fs"] == 125.0 and info["parameters"]["units"] == "uV"
+    assert {"sd-core", "numpy", "mne"} <= set(info["versions"])
+    assert all(s["status"] == "done" for s in info["subjects"].values())
+    assert sum(info["images"].values()) == len(meta)
+
+
+def test_event_windows_look_different(reference):
+    """The discharge (3 Hz, 150 µV) lights the image row of 3 Hz in event windows."""
+    from PIL import Image
+
+    from sd_core.spectrogram import log_frequencies
+
+    freqs = log_frequencies(128)  # cycles/sample of rows 1…R−1, before the flip
+    row = 127 - (1 + int(np.argmin(np.abs(freqs - 3.0 / 125.0))))
+    meta = rows(reference / "metadata.csv")
+
+    def contrast(r):
+        img = np.asarray(Image.open(reference / r["file_name"]), dtype=float)
+        return img[row - 1:row + 2, 19:109].mean() - img[row - 12:row + 13, 19:109].mean()
+
+    ev = [contrast(r) for r in meta if r["event"] == "1"]
+    no = [contrast(r) for r in meta if r["event"] == "0"]
+    assert min(ev) > max(no) - 5 and np.mean(ev) > np.mean(no) + 20
+
+
+def test_images_are_the_engine_output_of_the_resampled_window(raw, reference):
+    """Recompute one image from the EDF by hand: MNE read, µV, resample 256→125, window, engine."""
+    import mne
+    from PIL import Image
+
+    from sd_core.signal import resample
+    from sd_core.spectrogram import spectrogram_image
+
+    r = rows(reference / "metadata.csv")[5]
+    edf = mne.io.read_raw_edf(raw[0] / r["subject"] / f"{r['recording']}.edf", verbose="error")
+    order = [edf.ch_names.index(f"EEG {c}") for c in sd_testeeg.CHANNELS]
+    x = resample(edf.get_data(picks=order) * 1e6, 256.0, 125.0)
+    s = int(round(float(r["start"]) * 125))
+    expected = spectrogram_image(x[:, s:s + 500], resolution=128)
+    got = np.asarray(Image.open(reference / r["file_name"]))
+    assert got.shape == (128, 128) and got.dtype == np.uint8
+    assert np.array_equal(got, expected)
+
+
+# -- determinism, workers, shards -------------------------------------------------------------------
+
+def test_rerun_is_byte_identical_and_resumes_nothing(raw, reference, tmp_path):
+    out = tmp_path / "testeeg"
+    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS)
+    assert_same_tree(reference, out)
+    again = preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS)
+    assert again.skipped == 6 and not again.results
+    assert_same_tree(reference, out)
+
+
+def test_workers_give_identical_results(raw, reference, tmp_path):
+    out = tmp_path / "testeeg"
+    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, workers=2)
+    assert_same_tree(reference, out)
+
+
+def test_shards_then_merge_equal_one_run(raw, reference, tmp_path):
+    out = tmp_path / "testeeg"
+    seen = set()
+    for k in (1, 2, 3):
+        res = preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, shard=Shard(k, 3))
+        mine = {r.subject for r in res.results}
+        assert len(mine) == 2 and not (mine & seen)
+        seen |= mine
+        assert res.merged == (k == 3)  # the last shard to finish finds all states and merges
+    assert_same_tree(reference, out)
+    # the same with shards run elsewhere and merged explicitly
+    out2 = tmp_path / "elsewhere"
+    parts = []
+    for k in (1, 2):
+        part = tmp_path / f"shard{k}"
+        preprocess_dataset(PLUGIN, raw[0], part, prep(), CHANNELS, OPTIONS, shard=Shard(k, 2))
+        parts.append(part)
+    with pytest.raises(SdError, match="not processed yet"):
+        merge_dataset(PLUGIN, parts[0])
+    for part in parts:
+        shutil.copytree(part, out2, dirs_exist_ok=True)
+    merge_dataset(PLUGIN, out2)
+    assert_same_tree(reference, out2)
+
+
+def test_shard_cli_and_merge(raw, reference, plugin_site, tmp_path):
+    out = tmp_path / "testeeg"
+    base = ["preprocess", "--dataset", "testeeg", "--raw", str(raw[0]), "--output", str(out), *ARGS]
+    r1 = run_sd(*base, "--shard", "1/2", extra_path=[plugin_site])
+    assert r1.returncode == 0, r1.stderr
+    assert "--merge" in r1.stdout
+    assert run_sd("preprocess", "--dataset", "testeeg", "--output", str(out), "--merge",
+                  extra_path=[plugin_site]).returncode == 1
+    assert run_sd(*base, "--shard", "2/2", extra_path=[plugin_site]).returncode == 0
+    r3 = run_sd("preprocess", "--dataset", "testeeg", "--output", str(out), "--merge", extra_path=[plugin_site])
+    assert r3.returncode == 0, r3.stderr
+    assert_same_tree(reference, out)
+
+
+# -- robustness ---------------------------------------------------------------------------------
+
+def _count_pngs(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.png")) if folder.exists() else 0
+
+
+@pytest.mark.parametrize("kill_after_images", [0, 30, 100])
+def test_resume_after_sigkill_is_byte_identical(raw, reference, plugin_site, tmp_path, kill_after_images):
+    out = tmp_path / "testeeg"
+    cmd = [sys.executable, "-m", "sd_core", "preprocess", "--dataset", "testeeg", "--raw", str(raw[0]),
+           "--output", str(out), *ARGS]
+    env = {**os.environ, "PYTHONPATH": str(plugin_site)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _count_pngs(out) < kill_after_images and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if kill_after_images == 0:
+        time.sleep(1.0)  # during start-up and discovery
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "metadata.csv").exists() or kill_after_images == 0
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert_same_tree(reference, out)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_other_parameters_refused_unless_overwrite(raw, reference, tmp_path):
+    out = tmp_path / "testeeg"
+    shutil.copytree(reference, out)
+    with pytest.raises(SdError, match=r"other parameters \(nsamps 500 → 250"):
+        preprocess_dataset(PLUGIN, raw[0], out, prep(nsamps=250), CHANNELS, OPTIONS)
+    (out / "my-notes.txt").write_text("keep me")
+    (out / "train" / "S99").mkdir(parents=True)
+    res = preprocess_dataset(PLUGIN, raw[0], out, prep(nsamps=250), CHANNELS, OPTIONS, overwrite=True)
+    assert res.merged
+    assert (out / "my-notes.txt").read_text() == "keep me"
+    assert not (out / "train" / "S99").exists()  # the split folders are sd's own
+    assert json.loads((out / "preprocess.json").read_text())["parameters"]["nsamps"] == 250
+
+
+def test_overwrite_refuses_an_output_folder_containing_the_raw_data(raw, tmp_path, plugin_site):
+    outer = tmp_path / "project"
+    raw_inside = outer / "raw"
+    shutil.copytree(raw[0], raw_inside)
+    with pytest.raises(SdError, match="contains the raw data"):
+        preprocess_dataset(PLUGIN, raw_inside, outer, prep(), CHANNELS, OPTIONS, overwrite=True)
+    assert len(list(raw_inside.rglob("*.edf"))) == 12  # nothing deleted
+    res = run_sd("preprocess", "--dataset", "testeeg", "--raw", str(raw_inside), "--output", str(raw_inside),
+                 "--overwrite", *ARGS, extra_path=[plugin_site])
+    assert res.returncode == 1 and "contains the raw data" in res.stderr
+
+
+def test_bad_recordings_are_reported_and_the_rest_finish(raw, tmp_path, plugin_site):
+    root = tmp_path / "raw"
+    shutil.copytree(raw[0], root)
+    truncated = root / "S02" / "S02_run0.edf"
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+    (root / "S04" / "S04_run1.edf").write_bytes(b"this is not an EDF file")
+    shutil.rmtree(root / "S05")  # a subject in the table without recordings
+    out = tmp_path / "out"
+    res = run_sd("preprocess", "--dataset", "testeeg", "--raw", str(root), "--output", str(out), *ARGS,
+                 extra_path=[plugin_site])
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert "S02/S02_run0" in res.stdout and "S04/S04_run1" in res.stdout and "S05" in res.stdout
+    info = json.loads((out / "preprocess.json").read_text())
+    status = {s: v["status"] for s, v in info["subjects"].items()}
+    assert status == {"S00": "done", "S01": "done", "S02": "partial", "S03": "done", "S04": "partial",
+                      "S05": "failed"}
+    meta = rows(out / "metadata.csv")
+    assert {r["recording"] for r in meta if r["subject"] == "S02"} == {"S02_run1"}
+    assert len(meta) == (3 * 2 + 1 + 1) * 14  # S00, S01, S03 whole; one run of S02 and S04
+
+
+def test_missing_channels_are_named(raw, tmp_path):
+    out = tmp_path / "out"
+    res = preprocess_dataset(PLUGIN, raw[0], out, prep(), [*CHANNELS[:3], "Oz"], OPTIONS)
+    assert all(r.status == "failed" for r in res.results)
+    assert "lacks channel(s) Oz" in res.errors[0]
+
+
+def test_sizes_that_cannot_fit_are_refused_before_work(raw, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SdError) as exc:
+        preprocess_dataset(PLUGIN, raw[0], out, prep(resolution=16), CHANNELS, OPTIONS)
+    assert "19" in str(exc.value) and "16" in str(exc.value)
+    assert not out.exists()
+
+
+def test_missing_raw_root_is_a_clear_error(tmp_path, plugin_site):
+    res = run_sd("preprocess", "--dataset", "testeeg", "--raw", str(tmp_path / "nope"), "--output",
+                 str(tmp_path / "o"), extra_path=[plugin_site])
+    assert res.returncode == 1
+    assert "not found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_pinned_split_file(raw, tmp_path):
+    pin = tmp_path / "splits.csv"
+    pin.write_text("subject,split\nS00,test\nS01,test\nS02,val\nS03,train\nS04,train\nS05,train\n")
+    out = tmp_path / "out"
+    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, split_file=pin)
+    got = {r["subject"]: r["split"] for r in rows(out / "metadata.csv")}
+    assert got == {"S00": "test", "S01": "test", "S02": "val", "S03": "train", "S04": "train", "S05": "train"}
+    pin.write_text("subject,split\nS00,test\n")
+    with pytest.raises(SdError, match="does not assign 5 subject"):
+        preprocess_dataset(PLUGIN, raw[0], tmp_path / "out2", prep(), CHANNELS, OPTIONS, split_file=pin)
