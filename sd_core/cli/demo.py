@@ -98,7 +98,7 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
             with c.status(f"{name}: preprocessing"):
                 res = preprocess_dataset(plugin, raw, out, DEMO_PREPROCESS, list(plugin.channels),
                                          {k: o.default for k, o in dict(plugin.options).items()},
-                                         workers=workers, plugin_dist=reg.owner("sd_datasets", name))
+                                         workers=workers)
         except SdError as exc:
             failures += 1
             c.print(f"[red]{name}: {escape(str(exc))}[/]")

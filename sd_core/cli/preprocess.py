@@ -75,16 +75,15 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
         raw_root = Path(raw).resolve() if raw else cfg.raw_root(name)
         out = Path(output).resolve() if output else cfg.output_dir(name)
         prep = {**cfg.preprocess_params(name), **overrides}
-        dist = reg.owner("sd_datasets", name)
         try:
             if merge:
                 from sd_core.preprocess.runner import merge_dataset
 
-                counts = merge_dataset(plugin, out, plugin_dist=dist)
+                counts = merge_dataset(plugin, out)
                 console().print(f"[bold]{name}[/]: merged into {out}: "
                                 + ", ".join(f"{s} {c}" for s, c in counts.items()))
                 continue
-            result = _run_one(plugin, raw_root, out, prep, cfg, name, shard_spec, overwrite, dist)
+            result = _run_one(plugin, raw_root, out, prep, cfg, name, shard_spec, overwrite)
         except SdError as exc:
             failures += 1
             from rich.markup import escape
@@ -98,7 +97,7 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
         ctx.exit(1)
 
 
-def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite, dist):
+def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sd_core.preprocess.runner import preprocess_dataset
@@ -125,7 +124,7 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite, dist):
         result = preprocess_dataset(
             plugin, raw_root, out, prep, cfg.channels(name, plugin), cfg.dataset_options(name, plugin),
             split_file=cfg.split_file(name), workers=int(prep.get("workers", 1)), shard=shard,
-            overwrite=overwrite, plugin_dist=dist, progress=on_event,
+            overwrite=overwrite, progress=on_event,
         )
     result.seconds = time.monotonic() - started
     return result

@@ -47,11 +47,16 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def package_versions(plugin_dist: str | None) -> dict[str, str]:
+def plugin_distributions(plugin: Any) -> list[str]:
+    """The installed distribution(s) providing a plugin object's top-level package."""
+    top = type(plugin).__module__.split(".")[0]
+    return sorted(set(metadata.packages_distributions().get(top, [])))
+
+
+def package_versions(plugin: Any) -> dict[str, str]:
+    """Versions of Python, the core, the plugin's distribution and the numeric stack."""
     out = {"python": platform.python_version()}
-    for dist in ["sd-core", plugin_dist, "numpy", "scipy", "mne", "pillow", "torch"]:
-        if not dist:
-            continue
+    for dist in ["sd-core", *plugin_distributions(plugin), "numpy", "scipy", "mne", "pillow", "torch"]:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -106,7 +106,6 @@ def preprocess_dataset(
     workers: int = 1,
     shard: Shard | None = None,
     overwrite: bool = False,
-    plugin_dist: str | None = None,
     progress: Callable[[str, Any], None] | None = None,
 ) -> PreprocessResult:
     """Process ``plugin``'s data set from ``raw_root`` into ``out`` (resuming if possible).
@@ -192,7 +191,7 @@ def preprocess_dataset(
     result.results.sort(key=lambda r: r.subject)
 
     if shard is None or _all_states_present(out, assignment):
-        merge_result = merge_dataset(plugin, out, plugin_dist=plugin_dist)
+        merge_result = merge_dataset(plugin, out)
         result.merged = True
         result.images = merge_result
     return result
@@ -202,7 +201,7 @@ def _all_states_present(out: Path, assignment: Mapping[str, str]) -> bool:
     return all(layout.subject_state_path(out, s).is_file() for s in assignment)
 
 
-def merge_dataset(plugin: DatasetPlugin, out: Path, plugin_dist: str | None = None) -> dict[str, int]:
+def merge_dataset(plugin: DatasetPlugin, out: Path) -> dict[str, int]:
     """Assemble the metadata CSVs and ``preprocess.json`` from the per-subject states.
 
     Used at the end of every unsharded run and by ``sd preprocess --merge`` once all shards
@@ -234,7 +233,7 @@ def merge_dataset(plugin: DatasetPlugin, out: Path, plugin_dist: str | None = No
     layout.write_json(out / "preprocess.json", {
         "dataset": plugin.name,
         "parameters": run["parameters"],
-        "versions": package_versions(plugin_dist),
+        "versions": package_versions(plugin),
         "images": counts,
         "columns": columns,
         "subjects": {

@@ -1,0 +1,212 @@
+"""CHB-MIT's text files: ``chbNN/chbNN-summary.txt`` and ``SUBJECT-INFO`` (reader and writer).
+
+A summary file starts with the sampling rate and the channels of the case's EDF files, then has
+one block per recording::
+
+    File Name: chb01_03.edf
+    File Start Time: 13:43:04
+    File End Time: 14:43:04
+    Number of Seizures in File: 1
+    Seizure Start Time: 2996 seconds
+    Seizure End Time: 3036 seconds
+
+Recordings with several seizures number them (``Seizure 1 Start Time: 1679 seconds``; later cases
+number single seizures too), and a ``Channels changed:`` block followed by ``Channel N: NAME``
+lines gives the montage of the recordings listed after it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+_FILE = re.compile(r"^\s*File\s+Name\s*:\s*(\S+)", re.IGNORECASE)
+_COUNT = re.compile(r"^\s*Number\s+of\s+Seizures(?:\s+in\s+File)?\s*:\s*(\d+)", re.IGNORECASE)
+_SEIZURE = re.compile(
+    r"^\s*Seizure(?:\s*(\d+))?\s+(Start|End)(?:\s+Time)?\s*:\s*([0-9]+(?:\.[0-9]*)?)\s*(?:s|sec|secs|seconds)?\s*$",
+    re.IGNORECASE)
+_CHANNELS = re.compile(r"^\s*Channels\s+(in\s+EDF\s+Files|changed)\s*:?", re.IGNORECASE)
+_CHANNEL = re.compile(r"^\s*Channel\s+(\d+)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_RATE = re.compile(r"^\s*Data\s+Sampling\s+Rate\s*:\s*([0-9.]+)", re.IGNORECASE)
+_START = re.compile(r"^\s*File\s+Start\s+Time\s*:\s*(\S+)", re.IGNORECASE)
+_END = re.compile(r"^\s*File\s+End\s+Time\s*:\s*(\S+)", re.IGNORECASE)
+
+
+@dataclass
+class FileEntry:
+    """One recording's block: its seizures (seconds from the file's start) and the montage in force."""
+
+    name: str
+    seizures: list[tuple[float, float]] = field(default_factory=list)
+    declared: int | None = None  # "Number of Seizures in File"
+    channels: tuple[str, ...] = ()
+    start_time: str = ""
+    end_time: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    rate: float | None = None
+    channels: tuple[str, ...] = ()  # the first montage ("Channels in EDF Files")
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+
+def parse_summary(text: str, source: str = "summary") -> Summary:
+    """Parse a summary file. Problems of one recording's block are kept in its ``problems``."""
+    summary = Summary()
+    first: list[str] | None = None
+    montage: list[str] = []
+    reading_channels = False
+    entry: FileEntry | None = None
+    # seizures of the current block: numbered ones keyed ("n", k), the single form ("u", i)
+    starts: dict[tuple[str, int], float] = {}
+    ends: dict[tuple[str, int], float] = {}
+    order: list[tuple[str, int]] = []
+    single = {"start": 0, "end": 0}
+
+    def label(key: tuple[str, int]) -> str:
+        return f"seizure {key[1]}" if key[0] == "n" else "a seizure"
+
+    def finish() -> None:
+        nonlocal entry
+        if entry is None:
+            return
+        keys = list(dict.fromkeys(order))
+        for k in keys:
+            if k not in starts or k not in ends:
+                what = "end" if k in starts else "start"
+                entry.problems.append(f"{source}: {entry.name}: {label(k)} has no {what} time")
+                continue
+            a, b = starts[k], ends[k]
+            if b <= a:
+                entry.problems.append(f"{source}: {entry.name}: {label(k)} ends ({b:g} s) before it "
+                                      f"starts ({a:g} s)")
+                continue
+            entry.seizures.append((a, b))
+        entry.seizures.sort()
+        if entry.declared is not None and entry.declared != len(keys) and not entry.problems:
+            entry.problems.append(f"{source}: {entry.name}: says {entry.declared} seizure(s) but "
+                                  f"gives times of {len(keys)}")
+        entry = None
+
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line:
+            reading_channels = False
+            continue
+        if set(line) <= {"*"}:  # the rules under headings
+            continue
+        if m := _RATE.match(line):
+            summary.rate = float(m.group(1))
+            continue
+        if m := _CHANNELS.match(line):
+            finish()
+            montage = []
+            if first is None and m.group(1).lower().startswith("in"):
+                first = montage
+            reading_channels = True
+            continue
+        if reading_channels and (m := _CHANNEL.match(line)):
+            idx, name = int(m.group(1)), m.group(2)
+            while len(montage) < idx:
+                montage.append("")
+            montage[idx - 1] = name
+            continue
+        if m := _FILE.match(line):
+            finish()
+            reading_channels = False
+            name = m.group(1)
+            entry = FileEntry(name, channels=tuple(montage))
+            starts, ends, order = {}, {}, []
+            single = {"start": 0, "end": 0}
+            if name in summary.files:
+                entry.problems.append(f"{source}: {name} is listed twice")
+            summary.files[name] = entry
+            continue
+        if entry is None:
+            continue
+        if m := _START.match(line):
+            entry.start_time = m.group(1)
+        elif m := _END.match(line):
+            entry.end_time = m.group(1)
+        elif m := _COUNT.match(line):
+            entry.declared = int(m.group(1))
+        elif m := _SEIZURE.match(line):
+            kind = m.group(2).lower()
+            if m.group(1) is not None:
+                key = ("n", int(m.group(1)))
+            else:  # the single form: the i-th start pairs with the i-th end
+                single[kind] += 1
+                key = ("u", single[kind])
+            target = starts if kind == "start" else ends
+            if key in target:
+                entry.problems.append(f"{source}: {entry.name}: {label(key)} has two {kind} times")
+            target[key] = float(m.group(3))
+            order.append(key)
+        elif line.lower().startswith("seizure"):
+            entry.problems.append(f"{source}: {entry.name}: cannot read {line!r}")
+    finish()
+    summary.channels = tuple(first or ())
+    return summary
+
+
+def parse_subject_info(text: str) -> dict[str, tuple[str | None, int | None]]:
+    """``SUBJECT-INFO`` → {case: (gender F/M or None, age in whole years or None)}.
+
+    Lines like ``chb01<TAB>F<TAB>11`` (tabs or spaces); the header and anything that does not start
+    with a case name are ignored. Ages may be decimal (``1.5`` → 1, whole years rounded down).
+    """
+    out: dict[str, tuple[str | None, int | None]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or not re.fullmatch(r"chb\d+", parts[0], re.IGNORECASE):
+            continue
+        case = parts[0].lower()
+        gender = parts[1].upper()[:1] if len(parts) > 1 and parts[1].upper()[:1] in "FM" else None
+        age = None
+        if len(parts) > 2:
+            try:
+                age = int(math.floor(float(parts[2])))
+            except ValueError:
+                age = None
+        out[case] = (gender, age)
+    return out
+
+
+# -- writing (demo data) ----------------------------------------------------------------------------
+
+def _channel_lines(channels: Iterable[str]) -> list[str]:
+    return [f"Channel {i}: {c}" for i, c in enumerate(channels, start=1)]
+
+
+def format_summary(blocks: list[dict], rate: float = 256.0, numbered: bool = False) -> str:
+    """A summary file. ``blocks``: dicts with ``name``, ``start``, ``end`` (clock times),
+    ``seizures`` [(s, e), ...] and optionally ``channels`` (a montage that starts with this
+    recording: the first block's is the "Channels in EDF Files" list, a later one a
+    "Channels changed:" block). Several seizures are always numbered; ``numbered`` numbers
+    single seizures too (as later cases do)."""
+    lines = [f"Data Sampling Rate: {rate:g} Hz", "*************************", ""]
+    for i, b in enumerate(blocks):
+        if b.get("channels"):
+            if i == 0:
+                lines += ["Channels in EDF Files:", "**********************"]
+            else:
+                lines += ["Channels changed:", "*****************"]
+            lines += _channel_lines(b["channels"]) + [""]
+        lines += [f"File Name: {b['name']}", f"File Start Time: {b['start']}",
+                  f"File End Time: {b['end']}", f"Number of Seizures in File: {len(b['seizures'])}"]
+        many = numbered or len(b["seizures"]) > 1
+        for k, (s, e) in enumerate(b["seizures"], start=1):
+            tag = f"Seizure {k}" if many else "Seizure"
+            lines += [f"{tag} Start Time: {s:g} seconds", f"{tag} End Time: {e:g} seconds"]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def format_subject_info(cases: dict[str, tuple[str, float]]) -> str:
+    lines = ["Case\tGender\tAge (years)"]
+    lines += [f"{case}\t{g}\t{age:g}" for case, (g, age) in cases.items()]
+    return "\n".join(lines) + "\n"
