@@ -37,6 +37,8 @@ class Key:
     def type_name(self) -> str:
         names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
                  list: "a list", dict: "a table"}
+        if set(self.types) == {int, float}:
+            return "a number"
         return " or ".join(names.get(t, t.__name__) for t in self.types)
 
 
@@ -129,7 +131,7 @@ def dataset_schema(plugin: Any) -> dict[str, Key]:
         types: tuple[type, ...] = (type(opt.default),)
         if isinstance(opt.default, float):
             types = (int, float)
-        schema[name] = Key(types, opt.default, opt.help)
+        schema[name] = Key(types, opt.default, opt.help, choices=tuple(getattr(opt, "choices", ())))
     return schema
 
 

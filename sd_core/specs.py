@@ -54,10 +54,14 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One documented option of a backbone (or another buildable contribution)."""
+    """One documented option of a dataset plugin or a backbone.
+
+    ``choices``, when given, are the only allowed values; config validation names them.
+    """
 
     default: Any
     help: str = ""
+    choices: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ def test_relative_paths_are_relative_to_the_file(tmp_path):
      ["[datasets.sead] unknown data set 'sead'", "installed: chbmit, math, parkinsons, seed"]),
     ("[datasets.seed]\nrwa = \"x\"\n", ["[datasets.seed] unknown key 'rwa'", "raw", "channels"]),
     ("[datasets.seed]\nchannels = \"Fp1\"\n", ["[datasets.seed] channels must be a list"]),
+    ("[datasets.math]\nstates = \"sleep\"\n",
+     ["[datasets.math] states = 'sleep' is not allowed", "allowed: both, rest, arithmetic"]),
+    ("[datasets.chbmit]\nseizure_overlap = \"half\"\n", ["[datasets.chbmit] seizure_overlap must be a number"]),
     ("[preprocess\n", ["not valid TOML"]),
 ])
 def test_validation_messages_name_file_key_and_allowed(tmp_path, text, expected):

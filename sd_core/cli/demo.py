@@ -25,7 +25,7 @@ def write_demo_raw(plugin, root: Path, seed: int) -> bool:
     return True
 
 
-def example_grid(out: Path, target: Path, per_split: int = 4) -> Path | None:
+def example_grid(out: Path, target: Path, columns=(), per_split: int = 4) -> Path | None:
     """A contact sheet of a few processed images per split, with their captions' labels."""
     import csv
 
@@ -49,7 +49,8 @@ def example_grid(out: Path, target: Path, per_split: int = 4) -> Path | None:
         x, y = (i % per_split) * size, (i // per_split) * (size + 14)
         img = Image.open(out / r["file_name"]).resize((size - 4, size - 4), Image.NEAREST)
         sheet.paste(img, (x + 2, y + 14))
-        draw.text((x + 3, y + 1), f"{r['split']} {r['subject']} {r['gender']} {r.get('health', '')}", fill=230)
+        own = " ".join(f"{c}={r.get(c, '')}" for c in columns[:1])
+        draw.text((x + 3, y + 1), f"{r['split']} {r['subject']} {r['gender']} {own}", fill=230)
     target.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(target)
     return target
@@ -103,7 +104,7 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
             failures += 1
             c.print(f"[red]{name}: {escape(str(exc))}[/]")
             continue
-        grid = example_grid(out, work / "report" / f"{name}-examples.png")
+        grid = example_grid(out, work / "report" / f"{name}-examples.png", tuple(plugin.columns))
         n_files = sum(1 for p in raw.rglob("*") if p.is_file())
         report.add_row(name, f"{n_files} files", str(res.subjects),
                        "/".join(str(res.images.get(s, 0)) for s in ("train", "val", "test")),
@@ -113,6 +114,6 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
         if grid:
             c.print(f"{name}: example images in {grid}")
     c.print(report)
-    c.print(f"processed data sets in {work / 'processed'} (point [datasets.<name>] output there to reuse them)")
+    c.print(f"processed data sets in {work / 'processed'} (set output in \\[datasets.<name>] of sd.toml to reuse them)")
     if failures:
         raise SdError(f"{failures} data set(s) failed in the demo")

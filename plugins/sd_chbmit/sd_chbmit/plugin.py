@@ -131,7 +131,7 @@ class ChbmitDataset(DatasetPlugin):
         "seizure_free_windows": OptionSpec(10, "with a cap: windows kept from a recording without "
                                                "seizures (evenly spaced; 0 = none)"),
         "seizure_source": OptionSpec("both", "seizure times from \"both\" (must agree), \"summary\" "
-                                             "or \"sidecars\""),
+                                             "or \"sidecars\"", choices=SOURCES),
         "join_chb21": OptionSpec(True, "treat chb21 (chb01 1.5 years later) as recordings of subject chb01"),
     }
 

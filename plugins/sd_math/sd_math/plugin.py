@@ -108,7 +108,7 @@ class MathDataset(DatasetPlugin):
     columns = ("doing_math", "count_quality")
     options = {
         "states": OptionSpec("both", "recordings to process: \"both\", \"rest\" (SubjectNN_1.edf) or "
-                                     "\"arithmetic\" (SubjectNN_2.edf)"),
+                                     "\"arithmetic\" (SubjectNN_2.edf)", choices=STATES),
     }
 
     # -- discovery --------------------------------------------------------------------------
