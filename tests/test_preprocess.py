@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import sd_testeeg
-from conftest import ROOT, make_fake_dist, run_sd
+from conftest import make_fake_dist, run_sd
 from sd_core.config import defaults
 from sd_core.errors import SdError
 from sd_core.preprocess import merge_dataset, preprocess_dataset

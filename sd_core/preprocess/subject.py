@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from sd_core.dataset import DatasetPlugin, Recording, Subject
-from sd_core.errors import SdError
+from sd_core.errors import DatasetError, SdError
 from sd_core.io import atomic_write_bytes
 from sd_core.preprocess import layout
 
@@ -64,10 +64,19 @@ def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], option
     raw = plugin.read_raw(rec, options)
     names = [plugin.channel_name(n) for n in raw.ch_names]
     picks = match_channels(channels, names, where=f"{rec.path.name}")
+    bads = set(raw.info.get("bads") or ())
+    hit = [names[i] for i in picks if raw.ch_names[i] in bads]
+    if hit:
+        raise DatasetError(f"{rec.path.name}: channel(s) {', '.join(hit)} marked bad in the recording's "
+                           "metadata; recording skipped")
     fs = float(raw.info["sfreq"])
     n_times = int(raw.n_times)
     start = 0 if rec.start is None else int(round(rec.start * fs))
-    stop = n_times if rec.stop is None else min(int(round(rec.stop * fs)), n_times)
+    stop = n_times if rec.stop is None else int(round(rec.stop * fs))
+    if stop > n_times + fs:  # more than a second missing: a truncated file, not rounding
+        raise DatasetError(f"{rec.path.name}: span {rec.start}–{rec.stop} s runs past the end of the "
+                           f"recording ({n_times / fs:.1f} s); the file may be truncated")
+    stop = min(stop, n_times)
     if start >= stop:
         raise SdError(f"{rec.path.name}: span {rec.start}–{rec.stop} s is outside the recording "
                       f"({n_times / fs:.1f} s)")
