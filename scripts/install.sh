@@ -18,11 +18,13 @@ if ! "$py" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1; then
     pip install -q "torch==${TORCH_VERSION}"
   else
-    "$py" -m pip install -q --no-index "torch==${TORCH_VERSION}+cpu" >/dev/null 2>&1 \
-      || pip install -q "torch==${TORCH_VERSION}+cpu" --index-url https://download.pytorch.org/whl/cpu
+    # "+cpu" is the CPU build's local version: found in pip's find-links folders where a machine
+    # keeps one, else on PyTorch's CPU index (its dependencies still come from the usual index).
+    pip install -q "torch==${TORCH_VERSION}+cpu" 2>/dev/null \
+      || pip install -q "torch==${TORCH_VERSION}+cpu" --extra-index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-"$py" -c "import torch" || { echo "install.sh: torch did not install" >&2; exit 1; }
+"$py" -W ignore -c "import torch" || { echo "install.sh: torch did not install" >&2; exit 1; }
 
 plugins=()
 for p in plugins/*/; do plugins+=(-e "$p"); done

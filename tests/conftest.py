@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -44,3 +45,19 @@ def make_fake_dist(site: Path, dist: str, module: str, code: str, version: str =
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[sd]\n{module} = {module}\n")
+
+
+def small_prep(fs: float = 125.0, nsamps: int = 500, resolution: int = 128, **kw) -> dict:
+    """Preprocessing parameters for fast tests: 4 s windows every 2 s, 128-pixel images."""
+    from sd_core.config import defaults
+
+    p = defaults()["preprocess"]
+    p.update(fs=fs, nsamps=nsamps, overlap=0.5, resolution=resolution)
+    p.update(kw)
+    return p
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a metadata CSV."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import struct
@@ -10,14 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import read_rows, small_prep
 from sd_chbmit.annotations import (
-    AnnotationError, encode_annotations, parse_annotations, read_seizure_file, seizure_intervals,
-    write_seizure_file)
-from sd_chbmit.demo import CASES, CHANGED, MONTAGE, recording_signal, write_chbmit, write_edf
+    AnnotationError,
+    encode_annotations,
+    parse_annotations,
+    read_seizure_file,
+    seizure_intervals,
+    write_seizure_file,
+)
+from sd_chbmit.demo import (
+    CASES,
+    CHANGED,
+    MONTAGE,
+    recording_signal,
+    write_chbmit,
+    write_edf,
+)
 from sd_chbmit.plugin import ChbmitDataset
 from sd_chbmit.summary import parse_subject_info, parse_summary
-from sd_core.config import defaults
+
 from sd_core.dataset import Recording
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.preprocess import preprocess_dataset
@@ -49,15 +60,10 @@ Seizure 2 End Time: 3898 seconds
 
 
 def prep(**kw):
-    p = defaults()["preprocess"]
-    p.update(fs=FS, nsamps=NSAMPS, overlap=0.5, resolution=R)
-    p.update(kw)
-    return p
+    return small_prep(**{"fs": FS, "nsamps": NSAMPS, "resolution": R, **kw})
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows
 
 
 def expected_seizure(start: float, seizures, frac: float = 0.5) -> int:

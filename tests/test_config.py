@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_sd
+
 from sd_core.config import load_config
 from sd_core.errors import ConfigError
 

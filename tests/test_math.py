@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_rows, run_sd, small_prep
+from sd_math.demo import write_eegmat
+from sd_math.plugin import MathDataset, read_subject_info
 
-from conftest import run_sd
-from sd_core.config import defaults
 from sd_core.dataset import Recording
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.preprocess import preprocess_dataset
 from sd_core.preprocess.subject import read_span
-from sd_math.demo import write_eegmat
-from sd_math.plugin import MathDataset, read_subject_info
 
 PLUGIN = MathDataset()
 CHANNELS = list(PLUGIN.channels)
@@ -26,15 +24,10 @@ FS, NSAMPS, R = 125.0, 500, 128  # 4 s windows every 2 s
 
 
 def prep(**kw):
-    p = defaults()["preprocess"]
-    p.update(fs=FS, nsamps=NSAMPS, overlap=0.5, resolution=R)
-    p.update(kw)
-    return p
+    return small_prep(**{"fs": FS, "nsamps": NSAMPS, "resolution": R, **kw})
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows
 
 
 @pytest.fixture(scope="module")

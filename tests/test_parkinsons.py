@@ -3,7 +3,6 @@ the demo writer end to end, and bad inputs."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -11,18 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import run_sd
-from sd_core.config import defaults
-from sd_core.dataset import TEN_TWENTY_19, Recording
-from sd_core.errors import ConfigError, DatasetError
-from sd_core.preprocess import preprocess_dataset
-from sd_core.preprocess.subject import read_span
+from conftest import read_rows, run_sd, small_prep
 from sd_parkinsons.bids import bad_channels, find_eeg_files, read_participants
 from sd_parkinsons.demo import CHANNELS as DEMO_CHANNELS
 from sd_parkinsons.demo import FS as DEMO_FS
 from sd_parkinsons.demo import write_ds004584
 from sd_parkinsons.plugin import ParkinsonsDataset
+
+from sd_core.dataset import TEN_TWENTY_19, Recording
+from sd_core.errors import ConfigError, DatasetError
+from sd_core.preprocess import preprocess_dataset
+from sd_core.preprocess.subject import read_span
 
 PLUGIN = ParkinsonsDataset()
 CHANNELS = list(PLUGIN.channels)
@@ -33,15 +31,10 @@ PER_REC = (SECONDS * int(FS) - NSAMPS) // (NSAMPS // 2) + 1
 
 
 def prep(**kw):
-    p = defaults()["preprocess"]
-    p.update(fs=FS, nsamps=NSAMPS, overlap=0.5, resolution=R)
-    p.update(kw)
-    return p
+    return small_prep(**{"fs": FS, "nsamps": NSAMPS, "resolution": R, **kw})
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows
 
 
 @pytest.fixture(scope="module")

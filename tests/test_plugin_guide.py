@@ -7,10 +7,8 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_sd
 
 GUIDE = ROOT / "docs" / "writing-a-dataset-plugin.md"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -14,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import sd_testeeg
-from conftest import make_fake_dist, run_sd
-from sd_core.config import defaults
+from conftest import make_fake_dist, read_rows, run_sd, small_prep
+
 from sd_core.errors import SdError
 from sd_core.preprocess import merge_dataset, preprocess_dataset
 from sd_core.preprocess.runner import Shard
@@ -26,10 +24,7 @@ ARGS = ["--fs", "125", "--nsamps", "500", "--overlap", "0.5", "--resolution", "1
 
 
 def prep(**kw):
-    p = defaults()["preprocess"]
-    p.update(fs=125.0, nsamps=500, overlap=0.5, resolution=128)
-    p.update(kw)
-    return p
+    return small_prep(**{"fs": 125.0, "nsamps": 500, "resolution": 128, **kw})
 
 
 PLUGIN = sd_testeeg.TestEEG()
@@ -63,9 +58,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows
 
 
 def assert_same_tree(a: Path, b: Path) -> None:

@@ -3,7 +3,6 @@ full-size session file."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -16,18 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import ROOT, run_sd
-from sd_core.config import defaults
-from sd_core.dataset import TEN_TWENTY_19, Recording
-from sd_core.errors import ConfigError, DatasetError
-from sd_core.preprocess import preprocess_dataset
-from sd_core.preprocess.subject import read_span
+from conftest import ROOT, read_rows, run_sd, small_prep
 from sd_seed.cnt import read_header, read_raw_neuroscan, read_samples, write_cnt
 from sd_seed.demo import CHANNELS as SEED_CHANNELS
 from sd_seed.demo import demo_trials, write_participants_xlsx, write_seed_v
 from sd_seed.plugin import SeedDataset, trial_table
 from sd_seed.tables import EMOTIONS, builtin_trials, read_participants, read_trials
+
+from sd_core.dataset import TEN_TWENTY_19, Recording
+from sd_core.errors import ConfigError, DatasetError
+from sd_core.preprocess import preprocess_dataset
+from sd_core.preprocess.subject import read_span
 
 PLUGIN = SeedDataset()
 CHANNELS = list(PLUGIN.channels)
@@ -40,15 +38,10 @@ UNIT32, UNIT16 = 2 / 204.8 * 1e-6, 16 / 204.8 * 1e-6  # volts per unit of the wr
 
 
 def prep(**kw):
-    p = defaults()["preprocess"]
-    p.update(fs=FS, nsamps=NSAMPS, overlap=0.5, resolution=R)
-    p.update(kw)
-    return p
+    return small_prep(**{"fs": FS, "nsamps": NSAMPS, "resolution": R, **kw})
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+rows = read_rows
 
 
 @pytest.fixture(scope="module")
