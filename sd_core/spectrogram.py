@@ -55,6 +55,7 @@ Linear bins use a float64 real FFT of the windowed frames.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -399,7 +400,12 @@ def _log_basis(resolution: int) -> _LogBasis:
     errcol = _GAMMA * (fc.colnorm + fs.colnorm) + fc.trunc + fs.trunc
     cuts = sorted({0, fc.split, fs.split, K})
     return _LogBasis(
-        fc, fs, errcol, tuple(zip(cuts[:-1], cuts[1:])), np.ascontiguousarray(cos_b.T), np.ascontiguousarray(sin_b.T)
+        fc,
+        fs,
+        errcol,
+        tuple(itertools.pairwise(cuts)),
+        np.ascontiguousarray(cos_b.T),
+        np.ascontiguousarray(sin_b.T),
     )
 
 
@@ -439,7 +445,9 @@ def _window_blocks(n: int, step: int, n_blocks: int = 32) -> tuple[np.ndarray, n
     """
     edges = np.unique(np.linspace(0, n, min(n_blocks, n) + 1).round().astype(np.int64))
     w2 = np.hanning(n) ** 2
-    w2max = np.array([w2[max(0, a - step + 1) : min(n, b + step - 1)].max() for a, b in zip(edges[:-1], edges[1:])])
+    w2max = np.array(
+        [w2[max(0, a - step + 1) : min(n, b + step - 1)].max() for a, b in itertools.pairwise(edges)]
+    )
     return edges, w2max * (8.0 / 3.0)
 
 
@@ -580,8 +588,9 @@ def _float32_power(ch: _LogChunk, work: _LogWork) -> None:
     # unit-stride views: right[t, k] = x[t*hop + c + k] and
     # left[t, k] = x[t*hop + c - k] = rev[Lp - 1 - c - t*hop + k]  (c = K)
     q0, q1, q2 = pad32.strides
-    right = as_strided(pad32[..., K:], shape=(b, C, F, K), strides=(q0, q1, hop * q2, q2), writeable=False)
-    left = as_strided(rev32[..., Lp - 1 - K :], shape=(b, C, F, K), strides=(q0, q1, -hop * q2, q2), writeable=False)
+    shape = (b, C, F, K)
+    right = as_strided(pad32[..., K:], shape=shape, strides=(q0, q1, hop * q2, q2), writeable=False)
+    left = as_strided(rev32[..., Lp - 1 - K :], shape=shape, strides=(q0, q1, -hop * q2, q2), writeable=False)
     even = work.array("even", b, C, F, K)
     odd = work.array("odd", b, C, F, K - 1)
 
@@ -653,8 +662,9 @@ def _refine(ch: _LogChunk, lb: _LogBasis) -> tuple[np.ndarray, np.ndarray]:
     done = np.zeros((K, N), dtype=bool) if K else None
     span_old = None
     while True:
-        lo_db = np.minimum(_db_of_power(pmin.astype(np.float64), scale_col).reshape(b, C, F).min(-1), ch.dc_db)
-        hi_db = np.maximum(_db_of_power(pmax.astype(np.float64), scale_col).reshape(b, C, F).max(-1), ch.dc_db)
+        lo_db = _db_of_power(pmin.astype(np.float64), scale_col).reshape(b, C, F).min(-1)
+        hi_db = _db_of_power(pmax.astype(np.float64), scale_col).reshape(b, C, F).max(-1)
+        lo_db, hi_db = np.minimum(lo_db, ch.dc_db), np.maximum(hi_db, ch.dc_db)
         span = ch.col_values(hi_db - lo_db)
         if K == 0 or (span_old is not None and np.all(span >= 0.9 * span_old)):
             break
