@@ -308,3 +308,11 @@ def test_pinned_split_file(raw, tmp_path):
     pin.write_text("subject,split\nS00,test\n")
     with pytest.raises(SdError, match="does not assign 5 subject"):
         preprocess_dataset(PLUGIN, raw[0], tmp_path / "out2", prep(), CHANNELS, OPTIONS, split_file=pin)
+
+
+def test_overwrite_with_a_missing_raw_root_deletes_nothing(reference, tmp_path):
+    out = tmp_path / "testeeg"
+    shutil.copytree(reference, out)
+    with pytest.raises(SdError, match="not found"):
+        preprocess_dataset(PLUGIN, tmp_path / "typo", out, prep(), CHANNELS, OPTIONS, overwrite=True)
+    assert_same_tree(reference, out)

@@ -120,6 +120,7 @@ def preprocess_dataset(
     plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
 
     layout.check_output_safe(out, raw_root)
+    subjects = _discover(plugin, raw_root, options)  # before deleting anything with --overwrite
     if overwrite:
         layout.clear_output(out, raw_root)
     ppath = layout.params_path(out)
@@ -134,7 +135,6 @@ def preprocess_dataset(
     elif (out / "preprocess.json").exists() or any((out / s).exists() for s in SPLIT_ORDER):
         raise SdError(f"{out} holds output that sd cannot match to these parameters; use --overwrite")
 
-    subjects = _discover(plugin, raw_root, options)
     ids = [s.id for s in subjects]
     if split_file is not None:
         assignment = read_split_file(split_file, ids)
