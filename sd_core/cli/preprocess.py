@@ -140,7 +140,7 @@ def _summary(result) -> None:
     t = table(f"{result.dataset} → {result.out}", ["subjects", "done", "resumed", "partial", "failed",
                                                    "images (this run)", "seconds"])
     t.add_row(str(result.subjects), str(done), str(result.skipped), str(partial), str(failed),
-              str(sum(r.images for r in result.results)), f"{getattr(result, 'seconds', 0):.1f}")
+              str(sum(r.images for r in result.results)), f"{result.seconds:.1f}")
     c.print(t)
     if result.merged:
         c.print("images per split: " + ", ".join(f"{s} {n}" for s, n in result.images.items()))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from sd_core.dataset import DatasetPlugin, Subject
 from sd_core.errors import DatasetError, SdError
@@ -26,6 +27,7 @@ class PreprocessResult:
     results: list[SubjectResult] = field(default_factory=list)
     merged: bool = False
     images: dict[str, int] = field(default_factory=dict)  # per split, after merge
+    seconds: float = 0.0
 
     @property
     def errors(self) -> list[str]:
@@ -56,9 +58,6 @@ class Shard:
         ordered = sorted(subjects, key=lambda s: s.id)
         return ordered[self.index - 1 :: self.count]
 
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
 
 def _strata(subjects: list[Subject]) -> dict[str, str]:
     """Stratify splits by the canonical categorical labels that vary in the data set."""
@@ -76,7 +75,7 @@ def _discover(plugin: DatasetPlugin, raw_root: Path, options: Mapping[str, Any])
     if not subjects:
         raise DatasetError(f"no subjects of {plugin.name!r} found under {raw_root}")
     ids = [s.id for s in subjects]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
         raise DatasetError(f"plugin {plugin.name!r} returned duplicate subject ids: {', '.join(dup)}")
     return sorted(subjects, key=lambda s: s.id)
@@ -110,7 +109,8 @@ def preprocess_dataset(
 ) -> PreprocessResult:
     """Process ``plugin``'s data set from ``raw_root`` into ``out`` (resuming if possible).
 
-    ``progress(event, payload)`` receives ``("start", n_subjects)``, ``("subject", SubjectResult)``.
+    ``progress(event, payload)`` receives ``("start", {"total", "done"})``, ``("begin", subject id)``
+    when a subject starts and ``("subject", SubjectResult)`` when it ends.
     Without a shard (or with shard N/N finished by the others) the outputs are merged at the end.
     """
     from sd_core.spectrogram import plan_spectrogram
@@ -124,15 +124,14 @@ def preprocess_dataset(
     if overwrite:
         layout.clear_output(out, raw_root)
     ppath = layout.params_path(out)
-    if ppath.is_file():
-        old = layout.read_json(ppath)
-        if old.get("parameters") != params:
-            diff = "; ".join(differences(old.get("parameters", {}), params))
-            raise SdError(
-                f"{out} holds output made with other parameters ({diff}); rerun with --overwrite "
-                "to replace it, or choose another output folder"
-            )
-    elif (out / "preprocess.json").exists() or any((out / s).exists() for s in SPLIT_ORDER):
+    started = layout.read_json(ppath) if ppath.is_file() else None
+    if started is not None and started.get("parameters") != params:
+        diff = "; ".join(differences(started.get("parameters", {}), params))
+        raise SdError(
+            f"{out} holds output made with other parameters ({diff}); rerun with --overwrite "
+            "to replace it, or choose another output folder"
+        )
+    if started is None and ((out / "preprocess.json").exists() or any((out / s).exists() for s in SPLIT_ORDER)):
         raise SdError(f"{out} holds output that sd cannot match to these parameters; use --overwrite")
 
     ids = [s.id for s in subjects]
@@ -141,15 +140,14 @@ def preprocess_dataset(
     else:
         assignment = assign_splits(ids, params["splits"], params["seed"], _strata(subjects))
 
-    if ppath.is_file():
-        stored = layout.read_json(ppath)["splits"]
-        changed = sorted(set(stored) ^ set(assignment))
+    if started is not None:
+        changed = sorted(set(started["splits"]) ^ set(assignment))
         if changed:
             raise SdError(
                 f"the subjects under {raw_root} changed since {out} was started "
                 f"({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}); use --overwrite"
             )
-        assignment = stored  # the assignment never changes on resume
+        assignment = started["splits"]  # the assignment never changes on resume
     else:
         layout.write_json(ppath, {"parameters": params, "splits": assignment})
 
@@ -161,33 +159,10 @@ def preprocess_dataset(
         progress("start", {"total": len(mine), "done": result.skipped})
 
     jobs = [SubjectJob(plugin, s, assignment[s.id], out, params, dict(options)) for s in todo]
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            if progress:
-                progress("begin", job.subject.id)
-            res = process_subject(job)
-            result.results.append(res)
-            if progress:
-                progress("subject", res)
-    else:
-        with _pool(min(workers, len(jobs))) as pool:
-            pending = {}
-            for job in jobs:
-                pending[pool.submit(process_subject, job)] = job.subject.id
-                if progress:
-                    progress("begin", job.subject.id)
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    sid = pending.pop(fut)
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # a worker that died: report the subject, go on
-                        res = SubjectResult(sid, assignment[sid], "failed", 0,
-                                            [f"{sid}: worker failed ({type(exc).__name__}: {exc})"])
-                    result.results.append(res)
-                    if progress:
-                        progress("subject", res)
+    for res in _run_jobs(jobs, workers, progress):
+        result.results.append(res)
+        if progress:
+            progress("subject", res)
     result.results.sort(key=lambda r: r.subject)
 
     if shard is None or _all_states_present(out, assignment):
@@ -195,6 +170,35 @@ def preprocess_dataset(
         result.merged = True
         result.images = merge_result
     return result
+
+
+def _run_jobs(jobs: list[SubjectJob], workers: int, progress) -> Iterator[SubjectResult]:
+    """Results of the jobs as they finish: in this process, or in at most ``workers`` processes
+    with no more jobs handed out than there are workers (so "begin" means a subject started)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            if progress:
+                progress("begin", job.subject.id)
+            yield process_subject(job)
+        return
+    queue = list(reversed(jobs))
+    with _pool(min(workers, len(jobs))) as pool:
+        pending: dict[Any, SubjectJob] = {}
+        while queue or pending:
+            while queue and len(pending) < workers:
+                job = queue.pop()
+                pending[pool.submit(process_subject, job)] = job
+                if progress:
+                    progress("begin", job.subject.id)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except Exception as exc:  # a worker that died: report the subject, go on
+                    sid = job.subject.id
+                    yield SubjectResult(sid, job.split, "failed", 0,
+                                        [f"{sid}: worker failed ({type(exc).__name__}: {exc})"])
 
 
 def _all_states_present(out: Path, assignment: Mapping[str, str]) -> bool:
