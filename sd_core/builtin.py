@@ -16,10 +16,21 @@ def _accuracy(num_classes: int):
 
 
 def _balanced_accuracy(num_classes: int):
-    # balanced accuracy is the mean of per-class recalls: macro-averaged recall
-    from torchmetrics.classification import MulticlassRecall
+    """Mean recall over the classes present in the targets (as scikit-learn defines it).
 
-    return MulticlassRecall(num_classes=num_classes, average="macro")
+    torchmetrics' macro recall also averages in a class that is absent from the targets but
+    predicted (as 0), which would cap a one-class test split at 1/classes.
+    """
+    from torchmetrics.classification import MulticlassConfusionMatrix
+
+    class BalancedAccuracy(MulticlassConfusionMatrix):
+        def compute(self):
+            cm = super().compute().double()
+            support = cm.sum(1)
+            present = support > 0
+            return (cm.diagonal()[present] / support[present]).mean().float()
+
+    return BalancedAccuracy(num_classes=num_classes)
 
 
 def _macro_f1(num_classes: int):
@@ -29,9 +40,25 @@ def _macro_f1(num_classes: int):
 
 
 def _auroc(num_classes: int):
+    """One-vs-rest AUROC averaged over the classes present; NaN when only one class is present
+    (AUROC is undefined then)."""
+    import torch
     from torchmetrics.classification import MulticlassAUROC
 
-    return MulticlassAUROC(num_classes=num_classes, average="macro")
+    class AUROC(MulticlassAUROC):
+        def compute(self):
+            target = torch.cat(self.target) if isinstance(self.target, list) else self.target
+            present = torch.unique(target[target >= 0])
+            if len(present) < 2:
+                return torch.tensor(float("nan"))
+            if len(present) == num_classes:
+                return super().compute()
+            per_class = MulticlassAUROC(num_classes=num_classes, average="none")
+            preds = torch.cat(self.preds) if isinstance(self.preds, list) else self.preds
+            per_class.update(preds, target)
+            return per_class.compute()[present].mean()
+
+    return AUROC(num_classes=num_classes, average="macro")
 
 
 def _mae(num_classes=None):
