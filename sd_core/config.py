@@ -127,7 +127,14 @@ def dataset_schema(plugin: Any) -> dict[str, Key]:
     """Allowed keys of ``[datasets.<name>]`` for a dataset plugin."""
     schema = dict(DATASET)
     schema.update(PREPROCESS)
-    for name, opt in dict(getattr(plugin, "options", {}) or {}).items():
+    schema.update(option_keys(dict(getattr(plugin, "options", {}) or {})))
+    return schema
+
+
+def option_keys(options: Mapping[str, Any]) -> dict[str, Key]:
+    """Config keys for a plugin's documented options (``OptionSpec`` per name)."""
+    schema = {}
+    for name, opt in options.items():
         types: tuple[type, ...] = (type(opt.default),)
         if isinstance(opt.default, float):
             types = (int, float)

@@ -75,6 +75,8 @@ class DatasetPlugin:
     columns: Sequence[str] = ()
     #: Options users may set in ``[datasets.<name>]`` of ``sd.toml``, with defaults and help.
     options: Mapping[str, OptionSpec] = {}
+    #: The task the data set is mostly used for (``sd demo`` trains and reports it); "" = none.
+    main_task: str = ""
 
     # -- discovery --------------------------------------------------------------------------
 

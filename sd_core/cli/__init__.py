@@ -25,6 +25,8 @@ COMMANDS = {
     "init": "sd_core.cli.config_cmd:init",
     "demo": "sd_core.cli.demo:demo",
     "preprocess": "sd_core.cli.preprocess:preprocess",
+    "train": "sd_core.cli.train:train",
+    "evaluate-run": "sd_core.cli.train:evaluate_run",
 }
 
 #: one-line help per command, so that `sd --help` need not import the command modules
@@ -38,6 +40,8 @@ SUMMARIES = {
     "init": "Write a commented starter sd.toml.",
     "demo": "Run every stage on embedded synthetic data.",
     "preprocess": "Turn raw recordings into spectrogram PNGs and metadata (resumable).",
+    "train": "Train a multi-task classifier from an experiment file (resumable).",
+    "evaluate-run": "Evaluate a trained classifier run on a split of real or generated data.",
 }
 
 

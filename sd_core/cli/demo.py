@@ -10,8 +10,10 @@ import click
 from sd_core.cli.output import console, table
 
 #: Preprocessing parameters of the demo: small images so that later stages train quickly on a CPU.
+#: Half of the subjects train, a quarter each validate and test: with the demo's eight
+#: Parkinson's subjects the test split then holds a patient and a control.
 DEMO_PREPROCESS = {"fs": 125.0, "nsamps": 500, "overlap": 0.5, "resolution": 128, "bins": "log",
-                   "splits": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 0}
+                   "splits": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0}
 DONE_MARKER = ".sd-demo-complete"
 
 
@@ -62,9 +64,13 @@ def example_grid(out: Path, target: Path, columns=(), per_split: int = 4) -> Pat
 @click.option("--dataset", "-d", "only", multiple=True, help="Only these data sets (default: all with a demo).")
 @click.option("--workers", type=int, default=2, show_default=True, help="Preprocessing worker processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
+@click.option("--skip-training", is_flag=True, help="Stop after preprocessing.")
+@click.pass_context
+def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, seed: int,
+         skip_training: bool) -> None:
     """Run every stage on embedded synthetic data: write each data set's demo recordings in its
-    native format, preprocess them, and report."""
+    native format, preprocess them, train a classifier on each data set's main task, and
+    report."""
     from rich.markup import escape
 
     from sd_core.errors import SdError
@@ -86,6 +92,7 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
         c.print("[yellow]No installed data set plugin can write demo data; nothing to preprocess.[/]")
         return
 
+    done: dict[str, Path] = {}
     report = table("sd demo: preprocessing", ["data set", "raw (native format)", "subjects",
                                               "images train/val/test", "failed", "seconds"])
     failures = 0
@@ -104,6 +111,7 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
             failures += 1
             c.print(f"[red]{name}: {escape(str(exc))}[/]")
             continue
+        done[name] = out
         grid = example_grid(out, work / "report" / f"{name}-examples.png", tuple(plugin.columns))
         n_files = sum(1 for p in raw.rglob("*") if p.is_file())
         report.add_row(name, f"{n_files} files", str(res.subjects),
@@ -115,5 +123,40 @@ def demo(workdir: str, only: tuple[str, ...], workers: int, seed: int) -> None:
             c.print(f"{name}: example images in {grid}")
     c.print(report)
     c.print(f"processed data sets in {work / 'processed'} (set output in \\[datasets.<name>] of sd.toml to reuse them)")
+    if not skip_training:
+        failures += train_classifiers(ctx, reg, done, work)
     if failures:
         raise SdError(f"{failures} data set(s) failed in the demo")
+
+
+def train_classifiers(ctx: click.Context, reg, processed: dict[str, Path], work: Path) -> int:
+    """Train the demo classifiers; returns the number of data sets that failed."""
+    from rich.markup import escape
+
+    from sd_core.cli import load_ctx_config
+    from sd_core.errors import SdError
+    from sd_core.training.demo import train_demo_classifier
+
+    c = console()
+    project = load_ctx_config(ctx)
+    report = table("sd demo: classifiers (test subjects never seen in training)",
+                   ["data set", "task", "balanced accuracy: test", "val", "chance", "test images",
+                    "steps", "seconds"])
+    failures = 0
+    for name, out in processed.items():
+        plugin = reg.dataset(name)
+        if not plugin.main_task:
+            continue
+        c.print(f"[bold]{name}[/]: training a {plugin.main_task} classifier")
+        try:
+            r = train_demo_classifier(plugin, out, work, reg, project, c)
+        except SdError as exc:
+            failures += 1
+            c.print(f"[red]{name}: {escape(str(exc))}[/]")
+            continue
+        report.add_row(name, r["task"], f"{r['test']:.3f}", f"{r['val']:.3f}", f"{1 / r['classes']:.3f}",
+                       str(r["test_n"]), str(r["steps"]), f"{r['seconds']:.1f}")
+    c.print(report)
+    c.print(f"experiment files in {work / 'experiments'} (run one with `sd train FILE`), "
+            f"runs in {work / 'runs'}")
+    return failures

@@ -124,6 +124,7 @@ class ChbmitDataset(DatasetPlugin):
     title = "CHB-MIT: scalp EEG of children with seizures, 24 cases (EDF, 256 Hz, bipolar)"
     channels = DERIVATIONS
     columns = ("seizure",)
+    main_task = "seizure"
     options = {
         "seizure_overlap": OptionSpec(0.5, "fraction of a window seizures must cover for seizure = 1"),
         "max_nonseizure_ratio": OptionSpec(0.0, "keep at most this many non-seizure windows per seizure "

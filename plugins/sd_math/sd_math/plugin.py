@@ -106,6 +106,7 @@ class MathDataset(DatasetPlugin):
     title = "PhysioNet EEGMAT: EEG during mental arithmetic (36 subjects, EDF, 500 Hz)"
     channels = TEN_TWENTY_19
     columns = ("doing_math", "count_quality")
+    main_task = "math_activity"
     options = {
         "states": OptionSpec("both", "recordings to process: \"both\", \"rest\" (SubjectNN_1.edf) or "
                                      "\"arithmetic\" (SubjectNN_2.edf)", choices=STATES),

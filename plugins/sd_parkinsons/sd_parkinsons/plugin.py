@@ -68,6 +68,7 @@ class ParkinsonsDataset(DatasetPlugin):
     title = "OpenNeuro ds004584: resting-state EEG, Parkinson's vs controls (BIDS, EEGLAB, 500 Hz)"
     channels = (*TEN_TWENTY_19, "Oz")
     columns = ()
+    main_task = "health"
     options = {
         "task": OptionSpec("Rest", "BIDS task label of the recordings to use (\"*\" = all)"),
         "bad_channels": OptionSpec("skip", "a channel marked bad in *_channels.tsv that the image needs: "

@@ -101,6 +101,7 @@ class SeedDataset(DatasetPlugin):
     title = "SEED-V: emotion EEG, 16 subjects × 3 sessions × 15 film clips (Neuroscan CNT, 1000 Hz)"
     channels = (*TEN_TWENTY_19, "Oz")
     columns = ("emotion", "session", "trial")
+    main_task = "emotion"
     options = {
         "trial_table": OptionSpec("auto", "trial spans and emotions: \"auto\" (<raw>/trials.csv if present, "
                                           "else SEED-V's table), \"builtin\", or a CSV file "

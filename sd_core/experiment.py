@@ -1,0 +1,76 @@
+"""Experiment files (``sd train cfg.toml``, ``sd diffusion train cfg.toml``).
+
+An experiment file has fixed sections, each validated against a schema of :class:`Key` (the
+same checks as ``sd.toml``: unknown keys, wrong types and bad choices name the file, the key and
+the allowed values). Sub-tables such as ``[model.options]`` are allowed only where the schema
+has a key of type ``dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from sd_core.config import Key, _validate_table, dumps, option_keys, read_toml
+from sd_core.errors import ConfigError
+
+
+@dataclass
+class Experiment:
+    """A validated experiment file with defaults filled in."""
+
+    source: Path
+    sections: dict[str, dict[str, Any]]
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+    @property
+    def base(self) -> Path:
+        return self.source.parent
+
+    def path(self, value: str) -> Path:
+        """A path from the file, relative to the file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base / p).resolve()
+
+    def error(self, section: str, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: [{section}] {key} {message}")
+
+    def dumps(self) -> str:
+        return dumps(self.sections)
+
+
+def load_experiment(path: str | Path, schema: Mapping[str, Mapping[str, Key]],
+                    required: Mapping[str, tuple[str, ...]] = {}) -> Experiment:
+    """Read and validate an experiment file against ``schema`` (section → keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} does not exist")
+    raw = read_toml(path)
+    src = str(path)
+    sections = {sec: {k: copy.deepcopy(key.default) for k, key in keys.items()}
+                for sec, keys in schema.items()}
+    for section, table in raw.items():
+        if section not in schema:
+            raise ConfigError(f"{src}: unknown section [{section}]; allowed: {', '.join(schema)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{src}: {section} must be a table ([{section}])")
+        _validate_table(section, table, schema[section], src)
+        sections[section].update(copy.deepcopy(table))
+    for section, keys in required.items():
+        for k in keys:
+            if k not in raw.get(section, {}):
+                raise ConfigError(f"{src}: [{section}] {k} is required ({schema[section][k].help})")
+    return Experiment(path.resolve(), sections)
+
+
+def validate_options(src: str, where: str, given: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options of a plugin object (``OptionSpec`` per name) with defaults filled in."""
+    schema = option_keys(options)
+    _validate_table(where, given, schema, src)
+    out = {k: copy.deepcopy(o.default) for k, o in options.items()}
+    out.update(copy.deepcopy(dict(given)))
+    return out
