@@ -310,3 +310,14 @@ def test_evaluate_run_on_another_folder(tmp_path, data):
     assert ev["metrics"]["math_activity/n"] == 12 and ev["sources"] == [str(other)]
     res = run_sd("evaluate-run", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert res.returncode == 1 and "does not exist" in res.stderr
+
+
+def test_loader_workers_and_uncached_images_give_the_same_run(tmp_path, data):
+    reg = get_registry()
+    base = experiment(tmp_path, data, epochs=1, training='eval_strategy = "none"', name="a.toml")
+    other = experiment(tmp_path, data, epochs=1, training='eval_strategy = "none"',
+                       extra_data="workers = 1\ncache_mb = 0", name="b.toml")
+    a = train(load_train_experiment(base, reg), reg, load_config(), tmp_path / "a")
+    b = train(load_train_experiment(other, reg), reg, load_config(), tmp_path / "b")
+    assert [h["loss"] for h in a.history["train"]] == [h["loss"] for h in b.history["train"]]
+    assert len(a.history["train"]) == 6

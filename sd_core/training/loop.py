@@ -98,6 +98,22 @@ def make_schedule(optimizer, t: dict, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def batch_stream(data: ProcessedImages, batches: list[list[int]], workers: int):
+    """Collated batches in the given order: fetched here, or by ``workers`` loader processes
+    (worth it when the images do not fit the cache and every step decodes PNGs)."""
+    if not workers:
+        for indices in batches:
+            yield data.__getitems__(indices)
+        return
+    from sd_core.data.images import batch_collate
+
+    # an own generator: the loader would otherwise draw its worker seed from the global random
+    # state and change the dropout masks of the run (and break exact resume)
+    yield from torch.utils.data.DataLoader(data, batch_sampler=batches, num_workers=workers,
+                                           collate_fn=batch_collate, generator=torch.Generator(),
+                                           pin_memory=torch.cuda.is_available())
+
+
 def gather_rng_states(acc) -> list[torch.Tensor]:
     from accelerate.utils import gather_object
 
@@ -225,8 +241,7 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     while not stop:
         order = epoch_order(len(data.train), epoch, t["seed"], weights)
         batches = epoch_batches(order, batch, world, rank)
-        for indices in batches[done_in_epoch:]:
-            b = data.train.__getitems__(indices)
+        for b in batch_stream(data.train, batches[done_in_epoch:], exp["data"]["workers"]):
             images = b["image"].to(acc.device, non_blocking=True)
             targets = {k: v.to(acc.device) for k, v in b["targets"].items()}
             with acc.autocast():
