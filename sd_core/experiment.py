@@ -74,3 +74,25 @@ def validate_options(src: str, where: str, given: Mapping[str, Any], options: Ma
     out = {k: copy.deepcopy(o.default) for k, o in options.items()}
     out.update(copy.deepcopy(dict(given)))
     return out
+
+
+def starter_experiment(title: str, schema: Mapping[str, Mapping[str, Key]],
+                       examples: Mapping[str, Mapping[str, Any]] = {}) -> str:
+    """A commented experiment file: every key with its default and meaning.
+
+    ``examples`` gives values for keys that must be set (they are written uncommented).
+    """
+    from sd_core.config import toml_value
+
+    out = [f"# {title}", "# Every key with its default; uncomment what you change.", ""]
+    for section, keys in schema.items():
+        out.append(f"[{section}]")
+        for name, key in keys.items():
+            choices = f" ({' | '.join(map(str, key.choices))})" if key.choices else ""
+            out.append(f"# {key.help}{choices}")
+            if name in examples.get(section, {}):
+                out.append(f"{name} = {toml_value(examples[section][name])}")
+            else:
+                out.append(f"# {name} = {toml_value(key.default)}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

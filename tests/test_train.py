@@ -321,3 +321,13 @@ def test_loader_workers_and_uncached_images_give_the_same_run(tmp_path, data):
     b = train(load_train_experiment(other, reg), reg, load_config(), tmp_path / "b")
     assert [h["loss"] for h in a.history["train"]] == [h["loss"] for h in b.history["train"]]
     assert len(a.history["train"]) == 6
+
+
+def test_init_writes_a_starter_experiment_that_loads(tmp_path):
+    res = run_sd("init", "--experiment", "train", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    exp = load_train_experiment(tmp_path / "train.toml", get_registry())
+    text = (tmp_path / "train.toml").read_text()
+    assert "# max_sampling_weight = 10.0" in text and "# early_stopping = 0" in text
+    assert exp["training"]["epochs"] == 10 and exp["model"]["backbone"] == "cnn_light"
+    assert exp["data"]["tasks"] == [get_registry().dataset(exp["data"]["datasets"][0]).main_task]

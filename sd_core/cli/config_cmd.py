@@ -32,17 +32,33 @@ def show(ctx: click.Context, as_json: bool) -> None:
     click.echo(dumps(data).rstrip())
 
 
+#: experiment kinds `sd init --experiment` writes: kind → "module:function" returning the text
+EXPERIMENT_STARTERS = {
+    "train": "sd_core.training.settings:starter",
+}
+
+
 @click.command()
-@click.argument("path", type=click.Path(dir_okay=False), default="sd.toml")
+@click.argument("path", type=click.Path(dir_okay=False), default=None, required=False)
+@click.option("--experiment", type=click.Choice(sorted(EXPERIMENT_STARTERS)), default=None,
+              help="Write a commented experiment file instead (default PATH: <kind>.toml).")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
-def init(path: str, force: bool) -> None:
-    """Write a commented starter sd.toml (to PATH, default ./sd.toml)."""
+def init(path: str | None, experiment: str | None, force: bool) -> None:
+    """Write a commented starter sd.toml (to PATH, default ./sd.toml), or with --experiment a
+    starter experiment file for `sd train` / `sd diffusion train`."""
+    import importlib
+
     from sd_core.config import starter_text
     from sd_core.io import atomic_write_text
     from sd_core.plugins import get_registry
 
-    target = Path(path)
+    target = Path(path or (f"{experiment}.toml" if experiment else "sd.toml"))
     if target.exists() and not force:
         raise SdError(f"{target} exists; use --force to replace it")
-    atomic_write_text(target, starter_text(get_registry().datasets))
+    if experiment:
+        module, attr = EXPERIMENT_STARTERS[experiment].split(":")
+        text = getattr(importlib.import_module(module), attr)(get_registry())
+    else:
+        text = starter_text(get_registry().datasets)
+    atomic_write_text(target, text)
     click.echo(f"wrote {target}")

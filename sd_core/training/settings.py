@@ -18,7 +18,7 @@ from typing import Any
 
 from sd_core.config import Key, _positive, _strings
 from sd_core.errors import ConfigError
-from sd_core.experiment import Experiment, load_experiment, validate_options
+from sd_core.experiment import Experiment, load_experiment, starter_experiment, validate_options
 from sd_core.specs import CLASSIFICATION
 
 
@@ -155,3 +155,11 @@ def selection_metric(exp: Experiment, tasks) -> tuple[str, bool]:
         raise ConfigError(f"{exp.source}: [training] metric = {chosen!r}: unknown metric for a "
                           f"{names[task].kind} task; allowed: {', '.join(allowed)}")
     return chosen, spec.higher_is_better
+
+
+def starter(registry) -> str:
+    """``sd init --experiment train``: a commented experiment file with every key."""
+    ds = next(iter(registry.datasets), "math")
+    task = getattr(registry.datasets.get(ds), "main_task", "") or "gender"
+    return starter_experiment("sd train experiment file: sd train train.toml", SCHEMA,
+                              {"data": {"datasets": [ds], "tasks": [task]}})
