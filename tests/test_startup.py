@@ -28,6 +28,7 @@ print("CODE=" + str(code), file=sys.stderr)
     ["--help"], ["plugins"], ["plugins", "--json"], ["plugins", "--requirements"], ["datasets"],
     ["tasks"], ["tasks", "--dataset", "seed"], ["backbones"], ["metrics"], ["config", "show"],
     ["preprocess", "--help"], ["demo", "--help"],
+    ["diffusion", "--help"], ["diffusion", "train", "--help"], ["generate", "--help"],
     ["train", "--help"], ["evaluate-run", "--help"],
 ])
 def test_cli_starts_light(args, tmp_path):

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from layout_data import math_like, parkinsons_like
-from conftest import ROOT, run_sd
+from conftest import run_sd
 from sd_core.config import load_config
 from sd_core.data.images import ProcessedImages
 from sd_core.data.sampling import balanced_weights, epoch_batches, epoch_order, expected_shares

@@ -27,6 +27,8 @@ COMMANDS = {
     "preprocess": "sd_core.cli.preprocess:preprocess",
     "train": "sd_core.cli.train:train",
     "evaluate-run": "sd_core.cli.train:evaluate_run",
+    "diffusion": "sd_core.cli.diffusion:diffusion",
+    "generate": "sd_core.cli.generate:generate",
 }
 
 #: one-line help per command, so that `sd --help` need not import the command modules
@@ -42,6 +44,8 @@ SUMMARIES = {
     "preprocess": "Turn raw recordings into spectrogram PNGs and metadata (resumable).",
     "train": "Train a multi-task classifier from an experiment file (resumable).",
     "evaluate-run": "Evaluate a trained classifier run on a split of real or generated data.",
+    "diffusion": "Train conditional diffusion models (sd diffusion train cfg.toml).",
+    "generate": "Generate labelled spectrograms with a trained diffusion model.",
 }
 
 

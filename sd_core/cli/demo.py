@@ -65,12 +65,15 @@ def example_grid(out: Path, target: Path, columns=(), per_split: int = 4) -> Pat
 @click.option("--workers", type=int, default=2, show_default=True, help="Preprocessing worker processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--skip-training", is_flag=True, help="Stop after preprocessing.")
+@click.option("--diffusion", "diffusion_dataset", default="parkinsons", show_default=True,
+              help="Data set the demo's diffusion model learns (its main task is the condition); "
+                   "'' skips the diffusion stage.")
 @click.pass_context
 def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, seed: int,
-         skip_training: bool) -> None:
+         skip_training: bool, diffusion_dataset: str) -> None:
     """Run every stage on embedded synthetic data: write each data set's demo recordings in its
-    native format, preprocess them, train a classifier on each data set's main task, and
-    report."""
+    native format, preprocess them, train a classifier on each data set's main task, train a
+    tiny conditional diffusion model, generate a balanced set, and report."""
     from rich.markup import escape
 
     from sd_core.errors import SdError
@@ -125,6 +128,8 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
     c.print(f"processed data sets in {work / 'processed'} (set output in \\[datasets.<name>] of sd.toml to reuse them)")
     if not skip_training:
         failures += train_classifiers(ctx, reg, done, work)
+        if diffusion_dataset in done:
+            failures += diffusion_stage(reg, diffusion_dataset, done[diffusion_dataset], work, seed)
     if failures:
         raise SdError(f"{failures} data set(s) failed in the demo")
 
@@ -160,3 +165,42 @@ def train_classifiers(ctx: click.Context, reg, processed: dict[str, Path], work:
     c.print(f"experiment files in {work / 'experiments'} (run one with `sd train FILE`), "
             f"runs in {work / 'runs'}")
     return failures
+
+
+def diffusion_stage(reg, name: str, processed: Path, work: Path, seed: int) -> int:
+    """Train the demo's diffusion model, generate a balanced set, and test the demo classifier of
+    the same data set on it; returns 1 on failure."""
+    from rich.markup import escape
+
+    from sd_core.diffusion.demo import demo_diffusion
+    from sd_core.errors import SdError
+    from sd_core.training.saved import evaluate_run
+
+    c = console()
+    task = reg.dataset(name).main_task
+    c.print(f"[bold]{name}[/]: training a diffusion model conditioned on {task}")
+    try:
+        r = demo_diffusion(processed, name, [task], work, seed=seed, console=c)
+    except SdError as exc:
+        c.print(f"[red]{name} diffusion: {escape(str(exc))}[/]")
+        return 1
+    rows = [(f"{name}: diffusion", f"{r['steps']} steps, final loss {r['final_loss']:.3f}, "
+             f"{r['train_seconds']:.0f} s")]
+    rows.append(("generated", f"{r['images']} images in {r['generated']}"))
+    rows.append(("real vs generated", str(r["grid"])))
+    classifier = work / "runs" / f"{name}-classifier"
+    if (classifier / "state.json").is_file():
+        try:
+            ev = evaluate_run(classifier, reg, "train", [r["generated"]])
+            m = ev["metrics"]
+            rows.append((f"{name} classifier on generated images",
+                         f"{task}: balanced accuracy {m.get(f'{task}/balanced_accuracy', float('nan')):.3f} "
+                         f"(chance {1 / len(reg.task(name, task).classes):.3f}), AUROC "
+                         f"{m.get(f'{task}/auroc', float('nan')):.3f}: do generated images carry their label?"))
+        except SdError as exc:
+            rows.append((f"{name} classifier on generated images", f"not evaluated: {exc}"))
+    report = table("sd demo: conditional diffusion", ["", ""])
+    for a, b in rows:
+        report.add_row(a, escape(b))
+    c.print(report)
+    return 0

@@ -1,0 +1,52 @@
+"""``sd diffusion train``: conditional diffusion models of spectrograms."""
+
+from __future__ import annotations
+
+import click
+
+from sd_core.cli import load_ctx_config
+from sd_core.cli.output import console, table
+
+
+@click.group()
+def diffusion():
+    """Train conditional diffusion models (sd diffusion train cfg.toml)."""
+
+
+@diffusion.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: [training] output_dir).")
+@click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
+@click.option("--steps", type=int, help="Override [training] steps.")
+@click.pass_context
+def train(ctx, experiment, out, resume, steps):
+    """Train a label-conditioned UNet on processed spectrograms (resumable).
+
+    EXPERIMENT is a TOML file with [data], [model] and [training] sections; see
+    docs/diffusion.md. The run folder gets checkpoints, sample grids, the final UNet
+    (EMA weights, safetensors), the conditioning module, labels.json and a loss curve.
+    """
+    from sd_core.diffusion.config import load_diffusion_experiment
+    from sd_core.errors import ConfigError
+
+    exp = load_diffusion_experiment(experiment)
+    if steps is not None:
+        if steps < 1:
+            raise ConfigError("--steps must be at least 1")
+        exp["training"]["steps"] = steps
+    project = load_ctx_config(ctx)
+
+    from sd_core.diffusion.train import train_diffusion
+
+    res = train_diffusion(exp, project, out=out, resume=resume, console=console())
+    t = table(f"diffusion run {res['run']}", ["what", "value"])
+    t.add_row("conditions", ", ".join(res["conditions"]))
+    t.add_row("training images", str(res["images"]))
+    t.add_row("steps", f"{res['steps']}" + (f" (resumed at {res['start']})" if res["start"] else ""))
+    t.add_row("final loss (mean of last 10 steps)", f"{res['final_loss']:.4f}")
+    t.add_row("seconds", f"{res['seconds']:.1f}")
+    if res["grid"]:
+        t.add_row("sample grid", str(res["grid"]))
+    t.add_row("loss curve", str(res["run"] / "loss.png"))
+    console().print(t)
+    console().print(f"generate with: sd generate {res['run']} --n 8 --balanced --out DIR")

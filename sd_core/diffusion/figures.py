@@ -1,0 +1,79 @@
+"""Pictures of a run: labelled sample grids and the loss curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sd_core.io import atomic_open
+
+
+def _tile(img: np.ndarray, tile: int):
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(img, dtype=np.uint8)).resize((tile, tile), Image.NEAREST)
+
+
+def labelled_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], path: Path, tile: int = 64,
+                  title: str = "", label_width: int = 180) -> Path:
+    """One row per (label, images); the label is written left of the row. Saved atomically."""
+    from PIL import Image, ImageDraw
+
+    cols = max((len(imgs) for _, imgs in rows), default=1)
+    top = 16 if title else 0
+    pad = 2
+    sheet = Image.new("L", (label_width + cols * (tile + pad) + pad, top + len(rows) * (tile + pad) + pad), 30)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((4, 2), title, fill=235)
+    for r, (label, imgs) in enumerate(rows):
+        y = top + pad + r * (tile + pad)
+        for i, line in enumerate(_wrap(label, label_width // 6)[: max(1, tile // 12)]):
+            draw.text((4, y + 2 + 12 * i), line, fill=235)
+        for c, img in enumerate(imgs):
+            sheet.paste(_tile(img, tile), (label_width + pad + c * (tile + pad), y))
+    with atomic_open(path, "wb") as fh:
+        sheet.save(fh, format="PNG")
+    return path
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    return lines + ([cur] if cur else [])
+
+
+def loss_curve(history: Sequence[dict], path: Path, title: str = "diffusion training loss") -> Path | None:
+    """Loss per step (and a moving average) as a PNG; None without history."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([h["step"] for h in history])
+    loss = np.array([h["loss"] for h in history])
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, loss, lw=0.6, alpha=0.4, label="loss")
+    w = max(1, len(loss) // 20)
+    if w > 1:
+        smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1:], smooth, lw=1.6, label=f"mean of {w} steps")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return path

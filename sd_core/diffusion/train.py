@@ -1,0 +1,417 @@
+"""``sd diffusion train``: a conditional UNet trained under accelerate.
+
+Run folder::
+
+    <run>/config.toml                 the resolved experiment (checked on --resume)
+    <run>/checkpoints/step-000500/    accelerator.save_state (model, optimizer, LR schedule, EMA,
+                                      RNG states) + trainer.json (step, loss history)
+    <run>/samples/step-000500.png     sample grids: one row per class combination
+    <run>/unet/                       final UNet (EMA weights), save_pretrained, safetensors
+    <run>/conditioning/               conditioning module (safetensors + config.json)
+    <run>/scheduler/                  noise scheduler config (DDPM; sampling builds others from it)
+    <run>/labels.json                 conditions, classes, columns, age mean/std, label combos
+    <run>/history.json  loss.png      loss per step and its curve
+
+Reproducibility and resume: the data order of epoch e depends only on (seed, e); the noise,
+timesteps and guidance dropout of micro-batch m only on (seed, m, process). A resumed run
+restores weights, optimizer, LR schedule and EMA from the latest checkpoint and continues with
+micro-batch ``step × grad_accum``, so it ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sd_core.data.sampling import balanced_weights, epoch_batches, epoch_order
+from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
+from sd_core.diffusion.conditioning import Conditioning
+from sd_core.diffusion.labels import LabelSpec, label_combos
+from sd_core.diffusion.model import (
+    COND_DIR,
+    LABELS,
+    SCHEDULER_DIR,
+    UNET_DIR,
+    Denoiser,
+    TextEncoder,
+    build_unet,
+    time_embed_dim,
+)
+from sd_core.errors import ConfigError, DatasetError, SdError
+from sd_core.experiment import Experiment
+from sd_core.io import atomic_write_text
+from sd_core.preprocess.layout import write_json
+from sd_core.specs import CLASSIFICATION, REGRESSION
+
+CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer.json"
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_step`` callback to stop (tests use it to simulate an interruption)."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    folder = run / CHECKPOINTS
+    if not folder.is_dir():
+        return None
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
+                   and (p / TRAINER_STATE).is_file())
+    return found[-1] if found else None
+
+
+def run_folder(exp: Experiment, out: str | Path | None) -> Path:
+    return Path(out).resolve() if out else exp.path(exp["training"]["output_dir"])
+
+
+# -- data -----------------------------------------------------------------------------------
+
+def load_training_data(exp: Experiment, project: Any, registry: Any):
+    """Rows, resolved (standardised) conditions and the image dataset of the experiment."""
+    from sd_core.data.images import ProcessedImages
+    from sd_core.data.select import read_rows, sources_for
+
+    d = exp["data"]
+    src = str(exp.source)
+    overrides = {k: exp.path(v) for k, v in d["paths"].items()}
+    sources = sources_for(d["datasets"], overrides, project, registry, where=f"{src}: [data] datasets")
+    rows = read_rows(sources, d["split"])
+    if not rows:
+        raise DatasetError(f"no {d['split']} rows in {', '.join(str(s.root) for s in sources)}")
+    tasks = resolve_tasks(d["conditions"], d["datasets"], registry, rows, where=f"{src}: [data] conditions")
+    tasks = [standardised(t, rows) for t in tasks]
+    check_trainable(tasks, rows, d["split"])
+    images = ProcessedImages(rows, tasks, d["image_size"], cache_mb=d["cache_mb"])
+    weights = None
+    if d["balanced"]:
+        by = {t.name: t for t in tasks}
+        if d["balanced"] not in by or by[d["balanced"]].kind != CLASSIFICATION:
+            allowed = [t.name for t in tasks if t.kind == CLASSIFICATION]
+            raise ConfigError(f"{src}: [data] balanced = {d['balanced']!r} must be a classification "
+                              f"condition; allowed: {', '.join(allowed) or 'none'}")
+        t = by[d["balanced"]]
+        weights = balanced_weights([(r.get("dataset", ""), t.raw_value(r)) for r in rows],
+                                   d["max_sampling_weight"])
+    return rows, tasks, images, weights
+
+
+def caption_table(rows, registry, encoder: TextEncoder) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption embeddings: (unique captions, H) and the index of each row's caption."""
+    from sd_core.diffusion.rows import caption
+
+    texts = [r.get("caption") or caption(r, registry) for r in rows]
+    unique = sorted(set(texts))
+    pos = {t: i for i, t in enumerate(unique)}
+    return encoder.encode(unique), torch.tensor([pos[t] for t in texts], dtype=torch.long)
+
+
+# -- the loss --------------------------------------------------------------------------------
+
+def drop_conditions(targets: dict[str, torch.Tensor], p: float, gen: torch.Generator,
+                    text_rows: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """Classifier-free guidance dropout: all conditions with probability p, and each one on
+    its own with probability p (so a model can be asked for any subset of its conditions)."""
+    out = {}
+    n = len(next(iter(targets.values())))
+    everything = torch.rand(n, generator=gen) < p
+    for name, v in targets.items():
+        drop = everything | (torch.rand(n, generator=gen) < p)
+        v = v.clone()
+        v[drop] = -1 if not v.dtype.is_floating_point else math.nan
+        out[name] = v
+    if text_rows is not None:
+        drop = everything | (torch.rand(n, generator=gen) < p)
+        text_rows = text_rows.clone()
+        text_rows[drop] = math.nan
+    return out, text_rows
+
+
+def diffusion_loss(model, noise_scheduler, x0: torch.Tensor, labels: dict, text: torch.Tensor | None,
+                   gen: torch.Generator, prediction_type: str, snr_gamma: float) -> torch.Tensor:
+    from diffusers.training_utils import compute_snr
+
+    device = x0.device
+    n = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=gen).to(device)
+    T = noise_scheduler.config.num_train_timesteps
+    t = torch.randint(0, T, (n,), generator=gen).to(device)
+    noisy = noise_scheduler.add_noise(x0, noise, t)
+    pred = model(noisy, t, labels, text)
+    target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(x0, noise, t)
+    mse = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
+    if snr_gamma > 0:
+        snr = compute_snr(noise_scheduler, t)
+        w = torch.clamp(snr, max=snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+        mse = mse * w
+    return mse.mean()
+
+
+# -- training --------------------------------------------------------------------------------
+
+def _check_precision(mp: str, src: str) -> None:
+    if mp == "fp16" and not torch.cuda.is_available():
+        raise ConfigError(f"{src}: [training] mixed_precision = \"fp16\" needs a CUDA GPU and none is "
+                          "available; use \"no\" (or \"bf16\" where the CPU supports it)")
+
+
+def _steps_per_epoch(n_rows: int, batch_size: int, world: int) -> int:
+    nb = max(1, math.ceil(n_rows / batch_size))
+    nb = max(nb, world)
+    return (nb - nb % world) // world
+
+
+def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: str | Path | None = None,
+                    resume: bool = False, console: Any = None,
+                    on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run of an experiment; returns a summary."""
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    if registry is None:
+        from sd_core.plugins import get_registry
+
+        registry = get_registry()
+    d, m, tr = exp["data"], exp["model"], exp["training"]
+    src = str(exp.source)
+    _check_precision(tr["mixed_precision"], src)
+    run = run_folder(exp, out)
+    config_text = exp.dumps()
+    latest = latest_checkpoint(run)
+    if latest is not None and not resume:
+        raise SdError(f"run folder {run} has checkpoints; pass --resume to continue it, or choose "
+                      "another folder with --out")
+    saved = run / "config.toml"
+    if resume and latest is not None and saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
+        raise SdError(f"{run} was started with a different experiment (see {saved}); "
+                      "resume with the same file and options, or train into another folder with --out")
+
+    cuda = torch.cuda.is_available()
+    acc = Accelerator(mixed_precision=tr["mixed_precision"], cpu=not cuda)
+    say = console.print if (console is not None and acc.is_main_process) else (lambda *a, **k: None)
+
+    rows, tasks, images, weights = load_training_data(exp, project, registry)
+    text_encoder = None
+    text_table = text_index = None
+    if m["text_encoder"]:
+        text_encoder = TextEncoder(exp.path(m["text_encoder"]), where=f"{src}: [model] text_encoder")
+        text_table, text_index = caption_table(rows, registry, text_encoder)
+
+    seed = int(tr["seed"])
+    torch.manual_seed(seed)
+    model_cfg = dict(m, pretrained=str(exp.path(m["pretrained"])) if m["pretrained"] else "")
+    unet = build_unet(model_cfg, d["image_size"], where=f"{src}: [model] pretrained")
+    cond = Conditioning({t.name: t.num_classes for t in tasks if t.kind == CLASSIFICATION},
+                        [t.name for t in tasks if t.kind == REGRESSION], time_embed_dim(unet),
+                        text_encoder.dim if text_encoder else 0)
+    model = Denoiser(unet, cond)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=tr["num_train_timesteps"],
+                                    beta_schedule=tr["beta_schedule"], prediction_type=tr["prediction_type"])
+    spec = LabelSpec(list(d["datasets"]), tasks, d["image_size"], images.stored_size, d["split"],
+                     str(text_encoder.path) if text_encoder else "", label_combos(rows, tasks))
+
+    world, rank, ga = acc.num_processes, acc.process_index, int(tr["grad_accum"])
+    per_epoch = _steps_per_epoch(len(rows), d["batch_size"], world)  # micro-batches per process
+    total = int(tr["steps"]) or max(1, math.ceil(tr["epochs"] * per_epoch / ga))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    lr_sched = get_cosine_schedule_with_warmup(opt, min(tr["warmup_steps"], total), total)
+    ema = EMAModel(model.parameters(), decay=tr["ema_decay"]) if tr["ema_decay"] > 0 else None
+    model, opt = acc.prepare(model, opt)
+    acc.register_for_checkpointing(lr_sched)
+    if ema is not None:
+        ema.to(acc.device)
+        acc.register_for_checkpointing(ema)
+
+    start, history = 0, []
+    if resume and latest is not None:
+        acc.load_state(str(latest))
+        state = json.loads((latest / TRAINER_STATE).read_text())
+        start, history = int(state["step"]), list(state["history"])
+        say(f"resuming {run} from {latest.name} (step {start} of {total})")
+    elif resume:
+        say(f"no checkpoint in {run}; starting from the beginning")
+    if acc.is_main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run / "config.toml", config_text)
+        spec.save(run / LABELS)
+        noise_scheduler.save_pretrained(str(run / SCHEDULER_DIR))
+    say(f"{len(rows)} {d['split']} images of {', '.join(d['datasets'])} at {d['image_size']}×{d['image_size']}; "
+        f"conditions {', '.join(t.name for t in tasks)}; {sum(p.numel() for p in model.parameters()):,} "
+        f"parameters; {total} steps of {d['batch_size']}×{ga}×{world} images on {acc.device}")
+
+    orders: dict[int, list[list[int]]] = {}
+
+    def batch_indices(micro: int) -> list[int]:
+        epoch, i = divmod(micro, per_epoch)
+        if epoch not in orders:
+            orders.clear()
+            order = epoch_order(len(rows), epoch, seed, weights)
+            orders[epoch] = epoch_batches(order, d["batch_size"], world, rank)
+        return orders[epoch][i]
+
+    def save_checkpoint(step: int) -> None:
+        acc.wait_for_everyone()
+        final = run / CHECKPOINTS / checkpoint_name(step)
+        tmp = run / CHECKPOINTS / f".{final.name}.tmp"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            write_json(tmp / TRAINER_STATE, {"step": step, "history": history})
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            kept = sorted(p for p in (run / CHECKPOINTS).iterdir() if p.is_dir() and p.name.startswith("step-"))
+            for old in kept[: -int(tr["keep_checkpoints"])]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def write_grid(step: int) -> Path | None:
+        if not acc.is_main_process:
+            return None
+        net = acc.unwrap_model(model)
+        if ema is not None:
+            ema.store(net.parameters())
+            ema.copy_to(net.parameters())
+        net.eval()
+        try:
+            return sample_grid(net, spec, noise_scheduler.config, run / "samples" / f"{checkpoint_name(step)}.png",
+                               steps=tr["sample_solver_steps"], per_row=tr["samples_per_condition"],
+                               guidance=tr["guidance"], seed=seed, registry=registry, text=text_encoder,
+                               device=acc.device, title=f"step {step}")
+        finally:
+            net.train()
+            if ema is not None:
+                ema.restore(net.parameters())
+
+    t0 = time.perf_counter()
+    model.train()
+    progress = _progress(console if acc.is_main_process else None)
+    with progress:
+        task_id = progress.add_task("training", total=total, completed=start)
+        for step in range(start, total):
+            losses = []
+            for a in range(ga):
+                micro = step * ga + a
+                idx = batch_indices(micro)
+                batch = images.__getitems__(idx)
+                gen = torch.Generator().manual_seed((seed * 1_000_003 + micro) * 131 + rank)
+                labels, text_rows = drop_conditions(batch["targets"], m["cond_dropout"], gen,
+                                                    text_table[text_index[batch["index"]]]
+                                                    if text_table is not None else None)
+                labels = {k: v.to(acc.device) for k, v in labels.items()}
+                text = text_rows.to(acc.device) if text_rows is not None else None
+                x0 = batch["image"].to(acc.device)
+                ctx = acc.no_sync(model) if a < ga - 1 else _nullcontext()
+                with ctx:
+                    with acc.autocast():
+                        loss = diffusion_loss(model, noise_scheduler, x0, labels, text, gen,
+                                              tr["prediction_type"], tr["snr_gamma"])
+                    acc.backward(loss / ga)
+                losses.append(loss.detach())
+            if tr["max_grad_norm"] > 0:
+                acc.clip_grad_norm_(model.parameters(), tr["max_grad_norm"])
+            opt.step()
+            lr_sched.step()
+            opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.step(acc.unwrap_model(model).parameters())
+            step_loss = float(acc.reduce(torch.stack(losses).mean(), reduction="mean"))
+            done = step + 1
+            history.append({"step": done, "loss": step_loss, "lr": lr_sched.get_last_lr()[0]})
+            progress.update(task_id, advance=1, description=f"training  loss {step_loss:.4f}")
+            if tr["checkpoint_steps"] and done % tr["checkpoint_steps"] == 0 and done < total:
+                save_checkpoint(done)
+            if tr["sample_steps"] and done % tr["sample_steps"] == 0 and done < total:
+                write_grid(done)
+            if on_step is not None:
+                on_step(done, step_loss)
+    seconds = time.perf_counter() - t0
+
+    save_checkpoint(total)
+    grid = write_grid(total)
+    if acc.is_main_process:
+        net = acc.unwrap_model(model)
+        if ema is not None:
+            ema.copy_to(net.parameters())
+        _replace_dir(run / UNET_DIR, lambda p: net.unet.save_pretrained(str(p), safe_serialization=True))
+        _replace_dir(run / COND_DIR, lambda p: net.cond.save(p))
+        write_json(run / "history.json", history)
+        from sd_core.diffusion.figures import loss_curve
+
+        loss_curve(history, run / "loss.png")
+    acc.wait_for_everyone()
+    last = history[-10:]
+    return {"run": run, "steps": total, "start": start, "seconds": seconds,
+            "final_loss": sum(h["loss"] for h in last) / max(1, len(last)), "grid": grid,
+            "images": len(rows), "conditions": [t.name for t in tasks]}
+
+
+def _replace_dir(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder next to ``target`` and swap it in (a crash leaves the old or the new one)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(console):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, disable=console is None, transient=False)
+
+
+def sample_grid(net, spec: LabelSpec, scheduler_config, path: Path, steps: int = 25, per_row: int = 4,
+                guidance: float = 2.0, seed: int = 0, registry: Any = None, text: TextEncoder | None = None,
+                device: Any = "cpu", title: str = "") -> Path:
+    """A labelled grid: one row per class combination, ``per_row`` samples each."""
+    from sd_core.diffusion.figures import labelled_grid
+    from sd_core.diffusion.plans import grid_rows, label_tensors
+    from sd_core.diffusion.rows import caption, label_row
+    from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
+
+    rows = grid_rows(spec)
+    items = [{"dataset": spec.datasets[0], "labels": labels} for _, labels in rows for _ in range(per_row)]
+    labels = label_tensors(spec, items)
+    emb = text.encode([caption(label_row(spec, it), registry) for it in items]) if text else None
+    imgs = to_uint8(sample(net, make_scheduler("dpm", scheduler_config), labels, emb, steps=steps,
+                           guidance=guidance, seed=seed, device=device)).numpy()
+    grid = [(label, imgs[i * per_row:(i + 1) * per_row]) for i, (label, _) in enumerate(rows)]
+    return labelled_grid(grid, path, tile=max(48, min(96, spec.image_size)), title=title)
