@@ -46,8 +46,16 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be greater than 0"
 
 
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be 0 or more"
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v < 1 else "must be at least 0 and less than 1"
+
+
+def _string_table(v: Mapping[str, Any]) -> str | None:
+    return None if all(isinstance(x, str) for x in v.values()) else "must map data set names to folders"
 
 
 def _splits(v: Mapping[str, Any]) -> str | None:

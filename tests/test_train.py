@@ -331,3 +331,13 @@ def test_init_writes_a_starter_experiment_that_loads(tmp_path):
     assert "# max_sampling_weight = 10.0" in text and "# early_stopping = 0" in text
     assert exp["training"]["epochs"] == 10 and exp["model"]["backbone"] == "cnn_light"
     assert exp["data"]["tasks"] == [get_registry().dataset(exp["data"]["datasets"][0]).main_task]
+
+
+def test_init_writes_a_starter_diffusion_experiment_that_loads(tmp_path):
+    from sd_core.diffusion.config import load_diffusion_experiment
+
+    res = run_sd("init", "--experiment", "diffusion", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    exp = load_diffusion_experiment(tmp_path / "diffusion.toml")
+    assert exp["data"]["conditions"] == [get_registry().dataset(exp["data"]["datasets"][0]).main_task]
+    assert "# prediction_type = " in (tmp_path / "diffusion.toml").read_text()

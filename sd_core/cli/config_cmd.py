@@ -35,6 +35,7 @@ def show(ctx: click.Context, as_json: bool) -> None:
 #: experiment kinds `sd init --experiment` writes: kind → "module:function" returning the text
 EXPERIMENT_STARTERS = {
     "train": "sd_core.training.settings:starter",
+    "diffusion": "sd_core.diffusion.config:starter",
 }
 
 

@@ -8,35 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import Key
+from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
 from sd_core.errors import ConfigError
-from sd_core.experiment import Experiment, load_experiment
-
-
-def _positive(v: Any) -> str | None:
-    return None if v > 0 else "must be greater than 0"
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "must be at least 0"
-
-
-def _probability(v: Any) -> str | None:
-    return None if 0 <= v < 1 else "must be at least 0 and less than 1"
-
-
-def _strings(v: list) -> str | None:
-    return None if all(isinstance(x, str) for x in v) else "must be a list of strings"
+from sd_core.experiment import Experiment, load_experiment, starter_experiment
 
 
 def _channels(v: list) -> str | None:
     if not v or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
         return "must be a non-empty list of positive integers"
     return None
-
-
-def _string_table(v: dict) -> str | None:
-    return None if all(isinstance(x, str) for x in v.values()) else "must map data set names to folders"
 
 
 DATA = {
@@ -68,7 +48,7 @@ MODEL = {
     "text_encoder": Key((str,), "", "local folder of a transformers text encoder (and tokenizer) "
                         "for caption conditioning (\"\" = no captions)"),
     "cond_dropout": Key((int, float), 0.1, "classifier-free guidance dropout probability",
-                        check=_probability),
+                        check=_fraction),
 }
 
 TRAINING = {
@@ -86,7 +66,7 @@ TRAINING = {
     "prediction_type": Key((str,), "epsilon", "what the UNet predicts",
                            choices=("epsilon", "v_prediction")),
     "snr_gamma": Key((int, float), 5.0, "min-SNR-γ loss weighting (0 = off)", check=_non_negative),
-    "ema_decay": Key((int, float), 0.999, "EMA decay of the weights (0 = no EMA)", check=_probability),
+    "ema_decay": Key((int, float), 0.999, "EMA decay of the weights (0 = no EMA)", check=_fraction),
     "seed": Key((int,), 0, "seed of initialisation, data order and noise"),
     "checkpoint_steps": Key((int,), 500, "save a resumable checkpoint every N steps (0 = only at the end)",
                             check=_non_negative),
@@ -121,18 +101,12 @@ def load_diffusion_experiment(path: str | Path) -> Experiment:
     return exp
 
 
-def starter_text() -> str:
-    """A commented example experiment file with every key."""
-    from sd_core.config import toml_value
-
-    lines = ["# sd diffusion train experiment file", ""]
-    for section, keys in SCHEMA.items():
-        lines.append(f"[{section}]")
-        for name, key in keys.items():
-            lines.append(f"# {key.help}" + (f" ({' | '.join(map(str, key.choices))})" if key.choices else ""))
-            lines.append(f"{name} = {toml_value(key.default)}")
-        lines.append("")
-    return "\n".join(lines)
+def starter(registry: Any = None) -> str:
+    """``sd init --experiment diffusion``: a commented experiment file with every key."""
+    ds = next(iter(registry.datasets), "parkinsons") if registry is not None else "parkinsons"
+    task = getattr(registry.datasets.get(ds), "main_task", "") if registry is not None else ""
+    return starter_experiment("sd diffusion train experiment file: sd diffusion train diffusion.toml",
+                              SCHEMA, {"data": {"datasets": [ds], "conditions": [task or "gender"]}})
 
 
-__all__ = ["REQUIRED", "SCHEMA", "ConfigError", "load_diffusion_experiment", "starter_text"]
+__all__ = ["REQUIRED", "SCHEMA", "ConfigError", "load_diffusion_experiment", "starter"]

@@ -14,20 +14,11 @@ epochs = 10
 
 from __future__ import annotations
 
-from typing import Any
 
-from sd_core.config import Key, _positive, _strings
+from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
 from sd_core.errors import ConfigError
 from sd_core.experiment import Experiment, load_experiment, starter_experiment, validate_options
 from sd_core.specs import CLASSIFICATION
-
-
-def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "must be 0 or more"
-
-
-def _fraction(v: Any) -> str | None:
-    return None if 0 <= v < 1 else "must be at least 0 and less than 1"
 
 
 def _weights(v: dict) -> str | None:
@@ -37,15 +28,11 @@ def _weights(v: dict) -> str | None:
     return None
 
 
-def _path_table(v: dict) -> str | None:
-    return None if all(isinstance(x, str) for x in v.values()) else "must map data set names to folders"
-
-
 DATA = {
     "datasets": Key((list,), [], "processed data sets to read", check=_strings),
     "tasks": Key((list,), [], "tasks to learn (one head each)", check=_strings),
     "paths": Key((dict,), {}, "processed folder per data set (default: its output in sd.toml)",
-                 check=_path_table),
+                 check=_string_table),
     "extra_train": Key((list,), [], "more processed folders (e.g. sd generate output) added to training",
                        check=_strings),
     "train_split": Key((str,), "train", "split to train on"),
