@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +26,19 @@ def write_demo_raw(plugin, root: Path, seed: int) -> bool:
     plugin.write_demo(root, seed=seed)
     marker.write_text("written by sd demo\n")
     return True
+
+
+def made_with_other_parameters(plugin, out: Path, options) -> bool:
+    """Whether the demo's processed folder was made by an sd whose demo parameters differ
+    (the demo owns the folder, so it is then made again rather than refused)."""
+    from sd_core.preprocess import layout
+    from sd_core.preprocess.params import run_parameters
+
+    path = layout.params_path(out)
+    if not path.is_file():
+        return False
+    params = run_parameters(plugin.name, DEMO_PREPROCESS, list(plugin.channels), options, None)
+    return layout.read_json(path).get("parameters") != params
 
 
 def example_grid(out: Path, target: Path, columns=(), per_split: int = 4) -> Path | None:
@@ -106,15 +120,21 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
         try:
             with c.status(f"{name}: writing demo recordings"):
                 write_demo_raw(plugin, raw, seed)
+            options = {k: o.default for k, o in dict(plugin.options).items()}
+            stale = made_with_other_parameters(plugin, out, options)
+            if stale:
+                c.print(f"{name}: the demo's parameters changed since {out} was made; making it again")
             with c.status(f"{name}: preprocessing"):
                 res = preprocess_dataset(plugin, raw, out, DEMO_PREPROCESS, list(plugin.channels),
-                                         {k: o.default for k, o in dict(plugin.options).items()},
-                                         workers=workers)
+                                         options, workers=workers, overwrite=stale)
         except SdError as exc:
             failures += 1
             c.print(f"[red]{name}: {escape(str(exc))}[/]")
             continue
         done[name] = out
+        if res.results:  # images were (re)made: later stages start again for this data set
+            for stage in (work / "runs" / f"{name}-classifier", work / "diffusion" / f"{name}-run"):
+                shutil.rmtree(stage, ignore_errors=True)
         grid = example_grid(out, work / "report" / f"{name}-examples.png", tuple(plugin.columns))
         n_files = sum(1 for p in raw.rglob("*") if p.is_file())
         report.add_row(name, f"{n_files} files", str(res.subjects),
