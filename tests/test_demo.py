@@ -1,0 +1,35 @@
+"""`sd demo` end to end on one data set: native files, preprocessing, classifier, diffusion."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from conftest import read_rows, run_sd
+
+
+@pytest.mark.slow
+def test_demo_parkinsons_every_stage(tmp_path):
+    res = run_sd("demo", "--workdir", str(tmp_path / "demo"), "-d", "parkinsons", "--workers", "1",
+                 cwd=tmp_path, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    work = tmp_path / "demo"
+    assert (work / "raw" / "parkinsons" / "participants.tsv").is_file()
+    meta = read_rows(work / "processed" / "parkinsons" / "metadata.csv")
+    assert Counter(r["split"] for r in meta) == {"train": 116, "val": 58, "test": 58}
+    # the classifier learns the Parkinson's effect and is tested on unseen subjects
+    summary = json.loads((work / "runs" / "parkinsons-classifier" / "metrics.json").read_text())
+    assert summary["test"]["health/n"] == 58
+    assert summary["test"]["health/balanced_accuracy"] > 0.8
+    assert (work / "experiments" / "parkinsons-classifier.toml").is_file()
+    # the diffusion stage: a balanced generated set in the processed layout and the grid
+    gen = read_rows(work / "generated" / "parkinsons" / "metadata.csv")
+    assert Counter(r["health"] for r in gen) == {"H": 6, "PD": 6}
+    assert all(r["generated"] == "1" and r["dataset"] == "parkinsons" for r in gen)
+    assert (work / "report" / "parkinsons-real-vs-generated.png").stat().st_size > 1000
+    assert (work / "diffusion" / "parkinsons-run" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    out = " ".join(res.stdout.split())
+    assert "classifiers (test subjects never seen in training)" in out
+    assert "parkinsons classifier on generated images" in out
