@@ -208,7 +208,6 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     stop = state.finished or step >= total
 
     def save(reason: str) -> None:
-        nonlocal state
         rngs = gather_rng_states(acc)
         if main:
             name = ckpt.checkpoint_name(step)
