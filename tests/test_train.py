@@ -236,6 +236,14 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, data):
     assert full.test == resumed.test
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_process_cpu_run(tmp_path, data):
     cfg = experiment(tmp_path, data, datasets=("math", "parkinsons"), tasks=("health", "gender"),
@@ -243,7 +251,7 @@ def test_two_process_cpu_run(tmp_path, data):
     env = {k: v for k, v in os.environ.items() if k not in ("SD_CONFIG",)}
     env.update(OMP_NUM_THREADS="1", COLUMNS="200")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                          "--master-port", "29517", "-m", "sd_core", "train", str(cfg), "--out",
+                          "--master-port", str(free_port()), "-m", "sd_core", "train", str(cfg), "--out",
                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
