@@ -110,10 +110,6 @@ class ProcessedImages(torch.utils.data.Dataset):
                 "targets": {k: v[idx] for k, v in self.targets.items()},
                 "index": idx}
 
-    def target_counts(self, task: str) -> dict[int, int]:
-        values = self.targets[task]
-        return {int(k): int(n) for k, n in zip(*torch.unique(values, return_counts=True))}
-
 
 def batch_collate(batch: Any) -> Any:
     """collate_fn for a loader over :class:`ProcessedImages`: batches arrive collated."""

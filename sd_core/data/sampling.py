@@ -14,7 +14,7 @@ uninterrupted one.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import torch
 
@@ -24,6 +24,11 @@ def group_weights(groups: Sequence[Hashable], max_weight: float) -> dict[Hashabl
     counts = Counter(groups)
     largest = max(counts.values())
     return {g: min(largest / n, float(max_weight)) for g, n in counts.items()}
+
+
+def dataset_class_groups(rows: Sequence[Mapping[str, Any]], task: Any) -> list[tuple[str, str]]:
+    """The (data set, class) group of each row for balancing on ``task`` ("" = no label)."""
+    return [(r.get("dataset", ""), task.raw_value(r)) for r in rows]
 
 
 def balanced_weights(groups: Sequence[Hashable], max_weight: float) -> torch.Tensor:

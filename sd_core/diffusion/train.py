@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from sd_core.data.sampling import balanced_weights, epoch_batches, epoch_order
+from sd_core.data.sampling import balanced_weights, dataset_class_groups, epoch_batches, epoch_order
 from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
 from sd_core.diffusion.conditioning import Conditioning
 from sd_core.diffusion.labels import LabelSpec, label_combos
@@ -102,8 +102,7 @@ def load_training_data(exp: Experiment, project: Any, registry: Any):
             raise ConfigError(f"{src}: [data] balanced = {d['balanced']!r} must be a classification "
                               f"condition; allowed: {', '.join(allowed) or 'none'}")
         t = by[d["balanced"]]
-        weights = balanced_weights([(r.get("dataset", ""), t.raw_value(r)) for r in rows],
-                                   d["max_sampling_weight"])
+        weights = balanced_weights(dataset_class_groups(rows, t), d["max_sampling_weight"])
     return rows, tasks, images, weights
 
 

@@ -17,7 +17,7 @@ import torch
 
 from sd_core import __version__
 from sd_core.data.images import ProcessedImages
-from sd_core.data.sampling import balanced_weights, epoch_batches, epoch_order
+from sd_core.data.sampling import balanced_weights, dataset_class_groups, epoch_batches, epoch_order
 from sd_core.data.select import read_rows, sources_for
 from sd_core.data.sources import Source
 from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
@@ -71,8 +71,7 @@ def balance_groups(exp: Experiment, data: TrainData) -> list | None:
     if name not in data.train.targets:
         raise exp.error("data", "balance_task", f"= {name!r} is not one of [data] tasks "
                         f"({', '.join(d['tasks'])})")
-    classes = data.train.targets[name].tolist()
-    return [(r.get("dataset", ""), c) for r, c in zip(data.train.rows, classes)]
+    return dataset_class_groups(data.train.rows, next(t for t in data.tasks if t.name == name))
 
 
 def make_optimizer(params, t: dict):

@@ -50,10 +50,3 @@ def compute_metrics(registry: Any, tasks: Sequence[ResolvedTask], outputs: Mappi
                     value = math.nan
             result[f"{t.name}/{name}"] = value
     return result
-
-
-def higher_is_better(registry: Any, key: str) -> bool:
-    if key == "loss" or key.endswith("/loss"):
-        return False
-    spec = registry.metrics.get(key.rpartition("/")[2])
-    return True if spec is None else spec.higher_is_better
