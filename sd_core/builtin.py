@@ -1,12 +1,14 @@
 """The core's own contributions, registered like any plugin under the name ``sd-core``.
 
-Metrics are backed by torchmetrics, imported only when a metric is built.
+Metrics are backed by torchmetrics, imported only when a metric is built. The set-level
+metrics and feature extractors of ``sd evaluate`` live in ``sd_core.evaluate``, imported only
+when they are used.
 """
 
 from __future__ import annotations
 
 from sd_core import hookimpl
-from sd_core.specs import CLASSIFICATION, REGRESSION, MetricSpec
+from sd_core.specs import CLASSIFICATION, REGRESSION, FeatureExtractorSpec, MetricSpec, SetMetricSpec
 
 
 def _accuracy(num_classes: int):
@@ -83,4 +85,46 @@ def sd_metrics():
         MetricSpec("auroc", CLASSIFICATION, _auroc, True, "one-vs-rest AUROC, macro average"),
         MetricSpec("mae", REGRESSION, _mae, False, "mean absolute error"),
         MetricSpec("r2", REGRESSION, _r2, True, "coefficient of determination"),
+    ]
+
+
+def _set_metric(name: str):
+    def compute(real, generated, seed: int = 0):
+        from sd_core.evaluate import fidelity
+
+        return getattr(fidelity, name)(real, generated, seed)
+
+    return compute
+
+
+def _extractor(name: str):
+    def build(context):
+        from sd_core.evaluate import features
+
+        return getattr(features, f"build_{name}_features")(context)
+
+    return build
+
+
+@hookimpl
+def sd_set_metrics():
+    return [
+        SetMetricSpec("fid", _set_metric("fid"), ("fid",), False,
+                      "Fréchet distance between the feature Gaussians (0 = same mean and covariance)"),
+        SetMetricSpec("kid", _set_metric("kid"), ("kid", "kid_se", "kid_std"), False,
+                      "kernel inception distance: unbiased MMD² (cubic kernel) over subsets, with "
+                      "its standard error"),
+        SetMetricSpec("prdc", _set_metric("prdc"), ("precision", "recall", "density", "coverage"), True,
+                      "precision/recall and density/coverage of k-NN manifolds (k = 5, Naeem et al. 2020)"),
+    ]
+
+
+@hookimpl
+def sd_feature_extractors():
+    return [
+        FeatureExtractorSpec("classifier", _extractor("classifier"),
+                             "embedding of a classifier trained on real data"),
+        FeatureExtractorSpec("bandpower", _extractor("bandpower"),
+                             "mean log power per channel strip in the delta…gamma bands, from the "
+                             "image rows and preprocess.json"),
     ]

@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
 
     from sd_core.dataset import DatasetPlugin
-    from sd_core.specs import BackboneSpec, MetricSpec, TaskSpec
+    from sd_core.specs import (BackboneSpec, FeatureExtractorSpec, MetricSpec, SetMetricSpec,
+                                TaskSpec)
 
 
 @hookspec
@@ -71,6 +72,25 @@ def sd_metrics() -> list[MetricSpec]:
     """Per-task evaluation metrics (:class:`sd_core.specs.MetricSpec`).
 
     The core registers accuracy, balanced accuracy, macro F1, AUROC, MAE and R² this way.
+    """
+
+
+@hookspec
+def sd_feature_extractors() -> list[FeatureExtractorSpec]:
+    """Feature spaces for judging generated data (:class:`sd_core.specs.FeatureExtractorSpec`).
+
+    ``sd evaluate`` computes every set-level metric in every feature space. The core registers
+    ``classifier`` (embeddings of a classifier trained on real data) and ``bandpower`` (mean
+    log power per channel strip in the delta … gamma bands, read from the image rows).
+    """
+
+
+@hookspec
+def sd_set_metrics() -> list[SetMetricSpec]:
+    """Set-level metrics between real and generated features (:class:`sd_core.specs.SetMetricSpec`).
+
+    The core registers ``fid``, ``kid`` (with its standard error) and ``prdc`` (precision,
+    recall, density and coverage of k-nearest-neighbour manifolds, k = 5).
     """
 
 

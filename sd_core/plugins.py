@@ -180,6 +180,16 @@ class Registry:
         return dict(sorted(self._unique("sd_metrics", "metric").items()))
 
     @cached_property
+    def feature_extractors(self) -> dict[str, Any]:
+        """Feature spaces of ``sd evaluate`` (FeatureExtractorSpec), in registration order."""
+        return self._unique("sd_feature_extractors", "feature extractor")
+
+    @cached_property
+    def set_metrics(self) -> dict[str, Any]:
+        """Set-level metrics of ``sd evaluate`` (SetMetricSpec), in registration order."""
+        return self._unique("sd_set_metrics", "set metric")
+
+    @cached_property
     def cli_commands(self) -> list[tuple[str, Any]]:
         return self.collect("sd_cli_commands")
 

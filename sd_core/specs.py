@@ -92,3 +92,41 @@ class MetricSpec:
     build: Callable[..., Any]
     higher_is_better: bool = True
     description: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureExtractorSpec:
+    """A feature space in which ``sd evaluate`` compares generated with real images.
+
+    build(context) -> a callable mapping a float32 image batch (B, 1, S, S) in [-1, 1] to a
+    (B, D) feature array (torch tensor or numpy). ``context`` is an
+    :class:`sd_core.evaluate.features.FeatureContext`: the evaluation image size S, the real
+    folder's preprocessing parameters, the real-trained classifier (built on demand), the seed.
+    ``build`` raises :class:`sd_core.errors.SdError` when the space does not apply (the report
+    says why and carries on without it).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SetMetricSpec:
+    """A set-level metric comparing a set of real with a set of generated feature vectors.
+
+    compute(real, generated, seed) -> ``{output: value}``, with ``real`` (N, D) and
+    ``generated`` (M, D) float64 tensors; ``outputs`` names the keys it returns (e.g. ``kid``
+    and ``kid_se``). ``higher_is_better`` applies to the outputs that are scores (an output
+    ending in ``_se`` or ``_std`` is an uncertainty). NaN where the sets are too small.
+    """
+
+    name: str
+    compute: Callable[..., Any]
+    outputs: tuple[str, ...] = ()
+    higher_is_better: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            object.__setattr__(self, "outputs", (self.name,))

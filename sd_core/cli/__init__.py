@@ -29,6 +29,7 @@ COMMANDS = {
     "evaluate-run": "sd_core.cli.train:evaluate_run",
     "diffusion": "sd_core.cli.diffusion:diffusion",
     "generate": "sd_core.cli.generate:generate",
+    "evaluate": "sd_core.cli.evaluate:evaluate",
 }
 
 #: one-line help per command, so that `sd --help` need not import the command modules
@@ -46,6 +47,7 @@ SUMMARIES = {
     "evaluate-run": "Evaluate a trained classifier run on a split of real or generated data.",
     "diffusion": "Train conditional diffusion models (sd diffusion train cfg.toml).",
     "generate": "Generate labelled spectrograms with a trained diffusion model.",
+    "evaluate": "Judge generated data against real: fidelity, per class, utility, memorisation.",
 }
 
 

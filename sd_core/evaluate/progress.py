@@ -1,0 +1,44 @@
+"""A rich progress bar over the steps of an evaluation (silent without a console)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Steps:
+    def __init__(self, console: Any = None) -> None:
+        self.console = console
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> "Steps":
+        if self.console is not None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]evaluate[/] {task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
+
+    def begin(self, description: str, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task, n)
+
+    def note(self, text: str) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, description=text)
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

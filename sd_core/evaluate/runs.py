@@ -1,0 +1,151 @@
+"""Classifier runs of ``sd evaluate``, made by the training loop of ``sd train``.
+
+The real-trained classifier (when no ``--classifier RUN`` is given) and the utility runs are
+ordinary ``sd train`` runs: an experiment file is written beside the run and trained with
+:func:`sd_core.training.loop.train`, then loaded with :mod:`sd_core.training.saved`. A run whose
+experiment file is unchanged and which finished is reused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from sd_core.config import toml_value
+from sd_core.io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """The same backbone and steps for every run of one evaluation."""
+
+    image_size: int
+    steps: int = 150
+    batch_size: int = 32
+    backbone: str = "cnn_light"
+    options: Mapping[str, Any] = field(default_factory=lambda: {"channels": [8, 16, 32], "hidden": [128],
+                                                                "pool_size": 4})
+    embedding_dim: int = 64
+    lr: float = 2e-3
+
+
+def experiment_text(dataset: str, tasks: Sequence[str], source: Path, train_split: str,
+                    recipe: TrainingRecipe, seed: int, run: Path, extra_train: Sequence[Path] = ()) -> str:
+    opts = ", ".join(f"{k} = {toml_value(v)}" for k, v in recipe.options.items())
+    return "\n".join([
+        "# written by sd evaluate: an sd train experiment (run it with `sd train FILE`)",
+        "[data]",
+        f"datasets = {toml_value([dataset])}",
+        f"tasks = {toml_value(list(tasks))}",
+        f"paths = {{ {dataset} = {toml_value(str(source))} }}",
+        f"extra_train = {toml_value([str(p) for p in extra_train])}",
+        f"train_split = {toml_value(train_split)}",
+        'val_split = ""',
+        'test_split = ""',
+        f"image_size = {recipe.image_size}",
+        f"batch_size = {recipe.batch_size}",
+        "",
+        "[model]",
+        f"backbone = {toml_value(recipe.backbone)}",
+        f"embedding_dim = {recipe.embedding_dim}",
+        f"options = {{ {opts} }}",
+        "",
+        "[training]",
+        "epochs = 100000",
+        f"max_steps = {recipe.steps}",
+        f"lr = {recipe.lr}",
+        "warmup_steps = 5",
+        'schedule = "cosine"',
+        'eval_strategy = "none"',
+        f"seed = {seed}",
+        f"output_dir = {toml_value(str(run))}",
+        "",
+    ])
+
+
+def ensure_run(text: str, run: Path, registry: Any, project: Any) -> Path:
+    """Train the experiment ``text`` into ``run`` unless a finished run of it is there."""
+    from sd_core.training.checkpoint import RunState
+    from sd_core.training.loop import train
+    from sd_core.training.settings import load_train_experiment
+
+    cfg = run.parent / f"{run.name}.toml"
+    if (run / "state.json").is_file():
+        if cfg.is_file() and cfg.read_text(encoding="utf-8") == text and RunState.read(run).finished:
+            return run
+        shutil.rmtree(run)
+    run.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg, text)
+    exp = load_train_experiment(cfg, registry)
+    if project is None:
+        from sd_core.config import load_config
+
+        project = load_config(None)
+    train(exp, registry, project, run)
+    return run
+
+
+@dataclass
+class Classifier:
+    """A trained run's model: embeddings (the backbone) and per-task outputs."""
+
+    model: Any
+    tasks: list
+    info: dict
+    run: Path
+
+    @property
+    def image_size(self) -> int:
+        return int(self.info["image_size"])
+
+    def _batches(self, images: torch.Tensor, batch: int):
+        from sd_core.data.images import to_float
+
+        for i in range(0, len(images), batch):
+            x = to_float(images[i:i + batch])
+            if x.shape[-1] != self.image_size:
+                x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size),
+                                                    mode="bilinear", antialias=True, align_corners=False)
+            yield x
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, batch: int = 256) -> np.ndarray:
+        """(N, embedding_dim) from uint8 images (N, 1, S, S)."""
+        self.model.eval()
+        out = [self.model.backbone(x).double() for x in self._batches(images, batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, int(self.info["embedding_dim"])))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch: int = 256) -> dict[str, torch.Tensor]:
+        self.model.eval()
+        outs = [self.model(x) for x in self._batches(images, batch)]
+        return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]} if outs else {}
+
+
+def load_classifier(run: Path, registry: Any) -> Classifier:
+    from sd_core.training.saved import load_run_model
+
+    model, tasks, info, _ = load_run_model(Path(run), registry)
+    return Classifier(model, tasks, info, Path(run))
+
+
+def class_recalls(logits: torch.Tensor, rows: Sequence[Mapping[str, Any]], task: Any) -> dict[str, Any]:
+    """Balanced accuracy and per-class recall of a classifier's ``logits`` against the labels
+    of ``rows`` for ``task`` (a ResolvedTask of the classifier)."""
+    y = torch.tensor([task.target(r) for r in rows], dtype=torch.long)
+    keep = y >= 0
+    pred = logits.argmax(-1)
+    recall: dict[str, float] = {}
+    for i, c in enumerate(task.classes):
+        sel = keep & (y == i)
+        if sel.any():
+            recall[c] = float((pred[sel] == i).double().mean())
+    balanced = float(np.mean(list(recall.values()))) if recall else float("nan")
+    accuracy = float((pred[keep] == y[keep]).double().mean()) if keep.any() else float("nan")
+    return {"balanced_accuracy": balanced, "accuracy": accuracy, "per_class_recall": recall,
+            "n": int(keep.sum()), "chance": 1.0 / max(1, task.num_classes)}
