@@ -16,8 +16,11 @@ Rules every plugin follows:
   (for example inside ``DatasetPlugin.read_raw`` or ``BackboneSpec.build``).
 * Names are global: two plugins registering the same data set, the same task of one data set,
   the same backbone or the same metric is an error that names both plugins.
-* A plugin that raises while loading, or while a hook is called, is reported by name and left
-  out; the other plugins keep working.
+* A plugin that raises (or calls ``sys.exit``) while loading, or while a hook is called, is
+  reported by name and left out; the other plugins keep working. So is a hook that returns
+  anything but a list of the documented objects (instances, not classes; each with a name), and
+  a plugin implementing a hook that does not exist (a misspelt ``sd_dataset``): mark a hook only
+  newer versions of sd define with ``@hookimpl(optionalhook=True)``.
 
 See ``docs/writing-a-dataset-plugin.md`` for a worked example.
 """

@@ -8,8 +8,10 @@ built-ins (``sd_core.builtin``) are always registered.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+import pickle
 import re
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any, Callable
 import pluggy
 
 from sd_core import PROJECT, __version__, hookspecs
-from sd_core.errors import PluginError
+from sd_core.errors import PluginError, SdError
 
 ENTRY_POINT_GROUP = PROJECT
 ENV_LOAD = "SD_LOAD_PLUGINS"
@@ -46,6 +48,61 @@ class PluginInfo:
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"warning: {message}\n")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an exception a plugin raised (``sys.exit`` included)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})" if exc.code is not None else "called sys.exit()"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+#: What the items of each hook's list must be: hook → (module, class), imported when first checked.
+#: A hook not listed here must still return a list. Add new hooks here with their hook spec.
+HOOK_ITEM_TYPES: dict[str, tuple[str, str]] = {
+    "sd_datasets": ("sd_core.dataset", "DatasetPlugin"),
+    "sd_tasks": ("sd_core.specs", "TaskSpec"),
+    "sd_backbones": ("sd_core.specs", "BackboneSpec"),
+    "sd_metrics": ("sd_core.specs", "MetricSpec"),
+    "sd_feature_extractors": ("sd_core.specs", "FeatureExtractorSpec"),
+    "sd_set_metrics": ("sd_core.specs", "SetMetricSpec"),
+    "sd_cli_commands": ("click", "Command"),
+}
+
+
+def _what(obj: Any) -> str:
+    """How a wrong return value is named in messages: ``str``, ``None``, ``the class D``."""
+    if obj is None:
+        return "None"
+    if isinstance(obj, type):
+        return f"the class {obj.__qualname__}"
+    return type(obj).__name__
+
+
+def check_hook_result(hook: str, result: Any) -> str | None:
+    """Why ``result`` is not what ``hook`` must return (a list of the documented objects, each
+    with a name), or None when it is."""
+    module, cls_name = HOOK_ITEM_TYPES.get(hook, ("builtins", "object"))
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):  # a table entry ahead of its class: check the list only
+        cls = object
+    shown = cls_name if module.startswith("sd_core") else f"{module}.{cls_name}"
+    expected = f"expected a list of {shown}" if cls is not object else "expected a list"
+    if not isinstance(result, (list, tuple)):
+        return f"returned {_what(result)}, {expected}"
+    for i, item in enumerate(result):
+        if isinstance(item, cls):
+            name = getattr(item, "name", "?")
+            if not (isinstance(name, str) and name.strip()):
+                return f"returned a {cls_name} with name {name!r} (item {i}), expected a non-empty string"
+            continue
+        if isinstance(item, type) and issubclass(item, cls):
+            return (f"returned a list holding the class {item.__qualname__}, not an instance (item {i}), "
+                    f"{expected} (return {item.__qualname__}())")
+        return f"returned a list holding {_what(item)} (item {i}), {expected}"
+    return None
 
 
 class Registry:
@@ -86,25 +143,56 @@ class Registry:
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=name)
-            except Exception as exc:  # a broken plugin must not take the CLI down
-                err = f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a broken plugin must not take the CLI down
+                err = describe_exception(exc)
                 self.plugins[name] = PluginInfo(name, version, ep.value, "failed", err)
                 self._warn(f"plugin {name!r} failed to load ({err}); continuing without it")
                 continue
             self.plugins[name] = PluginInfo(name, version, ep.value, "loaded")
+        self._check_hook_names()
 
         if wanted_names:
             missing = sorted(wanted_names - {normalize_dist_name(n.split(":")[0]) for n in self.plugins})
             for n in missing:
                 self._warn(f"{ENV_LOAD} names {n!r}, which is not an installed sd plugin")
 
-    def _fail(self, plugin: str, hook: str, exc: BaseException) -> None:
+    def _check_hook_names(self) -> None:
+        """Leave out, by name, every plugin implementing a hook that does not exist (a misspelt
+        ``sd_dataset`` would otherwise never be called). pluggy's ``check_pending`` finds them;
+        ``@hookimpl(optionalhook=True)`` marks a hook that only newer versions of sd define."""
+        specs = sorted(n for n, h in vars(self.pm.hook).items() if not n.startswith("_") and h.has_spec())
+        for _ in range(len(self.pm.get_plugins()) + 1):
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                obj = exc.plugin
+            name = self.pm.get_name(obj) or repr(obj)
+            unknown = sorted(
+                n for n, h in vars(self.pm.hook).items()
+                if not n.startswith("_") and not h.has_spec()
+                and any(i.plugin is obj and not i.optionalhook for i in h.get_hookimpls())
+            )
+            parts = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, specs, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(specs)}"
+                parts.append(f"unknown hook {hook}, {hint}")
+            err = "; ".join(parts)
+            self.pm.unregister(obj)
+            self.mark_failed(name, err)
+            self._warn(f"plugin {name!r} failed to load ({err}); continuing without it")
+
+    def mark_failed(self, plugin: str, error: str) -> None:
+        """Record that ``plugin`` failed, with ``error`` (what ``sd plugins`` shows)."""
         info = self.plugins.get(plugin)
-        err = f"{hook}: {type(exc).__name__}: {exc}"
-        if info is not None:
-            info.status = "failed"
-            info.error = err if info.error is None else f"{info.error}; {err}"
-        self._warn(f"plugin {plugin!r} failed in {err}; continuing without its contribution")
+        if info is None:
+            return
+        info.status = "failed"
+        if info.error is None:
+            info.error = error
+        elif error not in info.error.split("; "):
+            info.error = f"{info.error}; {error}"
 
     # -- contributions -----------------------------------------------------------------------
 
@@ -119,13 +207,17 @@ class Registry:
             return cache[hook]
         out: list[tuple[str, Any]] = []
         # pluggy lists implementations last-registered first; keep registration order
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+        caller = getattr(self.pm.hook, hook, None)  # None: no spec and no implementation
+        for impl in reversed(caller.get_hookimpls() if caller is not None else []):
             plugin = self.pm.get_name(impl.plugin) or "?"
             try:
-                items = impl.function() or []
-                items = list(items)
-            except Exception as exc:
-                self._fail(plugin, hook, exc)
+                items = impl.function()
+                problem = check_hook_result(hook, items)
+            except (Exception, SystemExit) as exc:
+                problem = f"raised {describe_exception(exc)}"
+            if problem is not None:
+                self.mark_failed(plugin, f"{hook} {problem}")
+                self._warn(f"hook {hook} of plugin {plugin!r} {problem}; continuing without its contribution")
                 continue
             out.extend((plugin, item) for item in items)
         for plugin, item in out:
@@ -138,21 +230,46 @@ class Registry:
         cache[hook] = out
         return out
 
-    def _unique(self, hook: str, what: str, key: Callable[[Any], Any] = lambda x: x.name) -> dict:
+    def _keyed(self, hook: str) -> tuple[dict, dict[Any, str], list[tuple[str, str, str]]]:
+        """Items of a named hook by key, their owners, and per name registered twice: a message
+        naming both plugins and what to do, and the two plugins."""
+        what, key = UNIQUE_NAMES[hook]
         items: dict[Any, Any] = {}
         owners: dict[Any, str] = {}
+        clashes: list[tuple[str, str, str]] = []
         for plugin, item in self.collect(hook):
             k = key(item)
             if k in items:
                 shown = ".".join(k) if isinstance(k, tuple) else k
-                raise PluginError(
-                    f"{what} {shown!r} is registered by both {owners[k]!r} and {plugin!r}; "
-                    f"uninstall one of them or leave one out with {ENV_LOAD}"
-                )
+                if owners[k] == plugin:
+                    message = f"{what} {shown!r} is registered twice by {plugin!r}; fix the plugin"
+                else:
+                    message = (f"{what} {shown!r} is registered by both {owners[k]!r} and {plugin!r}; "
+                               f"uninstall one of them or leave one out with {ENV_LOAD}")
+                clashes.append((message, owners[k], plugin))
+                continue
             items[k] = item
             owners[k] = plugin
+        return items, owners, clashes
+
+    def _unique(self, hook: str) -> dict:
+        items, owners, clashes = self._keyed(hook)
+        if clashes:
+            raise PluginError(clashes[0][0])
         self.__dict__.setdefault("_owners", {})[hook] = owners
         return items
+
+    def check_clashes(self) -> list[str]:
+        """Find names two plugins share, without raising: both plugins are marked as failed (for
+        ``sd plugins``) and a warning names them. Returns the messages."""
+        found = []
+        for hook in UNIQUE_NAMES:
+            for message, first, second in self._keyed(hook)[2]:
+                self.mark_failed(first, message.split("; ")[0])
+                self.mark_failed(second, message.split("; ")[0])
+                self._warn(message)
+                found.append(message)
+        return found
 
     def owner(self, hook: str, key: Any) -> str:
         """The plugin that registered ``key`` through ``hook``."""
@@ -162,32 +279,31 @@ class Registry:
     @cached_property
     def datasets(self) -> dict[str, Any]:
         """Data set name → :class:`~sd_core.dataset.DatasetPlugin`, sorted by name."""
-        found = self._unique("sd_datasets", "data set")
-        return dict(sorted(found.items()))
+        return dict(sorted(self._unique("sd_datasets").items()))
 
     @cached_property
     def tasks(self) -> dict[tuple[str, str], Any]:
         """(data set, task name) → TaskSpec, for installed data sets only."""
-        found = self._unique("sd_tasks", "task", key=lambda t: (t.dataset, t.name))
+        found = self._unique("sd_tasks")
         return {k: v for k, v in sorted(found.items()) if k[0] in self.datasets}
 
     @cached_property
     def backbones(self) -> dict[str, Any]:
-        return dict(sorted(self._unique("sd_backbones", "backbone").items()))
+        return dict(sorted(self._unique("sd_backbones").items()))
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
-        return dict(sorted(self._unique("sd_metrics", "metric").items()))
+        return dict(sorted(self._unique("sd_metrics").items()))
 
     @cached_property
     def feature_extractors(self) -> dict[str, Any]:
         """Feature spaces of ``sd evaluate`` (FeatureExtractorSpec), in registration order."""
-        return self._unique("sd_feature_extractors", "feature extractor")
+        return self._unique("sd_feature_extractors")
 
     @cached_property
     def set_metrics(self) -> dict[str, Any]:
         """Set-level metrics of ``sd evaluate`` (SetMetricSpec), in registration order."""
-        return self._unique("sd_set_metrics", "set metric")
+        return self._unique("sd_set_metrics")
 
     @cached_property
     def cli_commands(self) -> list[tuple[str, Any]]:
@@ -222,9 +338,67 @@ class Registry:
         return self.metrics[name]
 
 
+#: Hooks whose items must have unique names: hook → (what an item is called, its key).
+UNIQUE_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "sd_datasets": ("data set", lambda d: d.name),
+    "sd_tasks": ("task", lambda t: (t.dataset, t.name)),
+    "sd_backbones": ("backbone", lambda b: b.name),
+    "sd_metrics": ("metric", lambda m: m.name),
+    "sd_feature_extractors": ("feature extractor", lambda f: f.name),
+    "sd_set_metrics": ("set metric", lambda m: m.name),
+}
+
+
 def unknown_name(what: str, name: str, allowed) -> str:
     names = ", ".join(sorted(allowed)) or "none installed"
     return f"unknown {what} {name!r}; allowed: {names}"
+
+
+def _pickle_problem(obj: Any) -> str | None:
+    """Why ``obj`` cannot be sent to a worker process (pickled the way multiprocessing does and
+    read back), naming the attribute at fault where one is; None when it can."""
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        pickle.loads(ForkingPickler.dumps(obj))
+        return None
+    except Exception as exc:
+        problem = describe_exception(exc)
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict):
+        for attr, value in attrs.items():
+            try:
+                pickle.loads(ForkingPickler.dumps(value))
+            except Exception as exc:
+                return f"attribute {attr!r}: {describe_exception(exc)}"
+    return problem
+
+
+def check_picklable(dataset: Any, subjects: Any = (), plugin: str | None = None) -> None:
+    """Raise :class:`PluginError` when ``dataset`` (a DatasetPlugin), or one of ``subjects``,
+    cannot be sent to worker processes, naming the plugin, the data set and what is at fault.
+
+    Call it before starting a process pool (``--workers`` > 1). ``plugin`` defaults to the
+    plugin that registered the data set.
+    """
+    name = getattr(dataset, "name", "?")
+    if plugin is None:
+        try:
+            plugin = get_registry().owner("sd_datasets", name)
+        except (KeyError, SdError):
+            plugin = type(dataset).__module__
+    fix = "use --workers 1, or keep lambdas, open files and other unpicklable objects out of"
+    problem = _pickle_problem(dataset)
+    if problem is not None:
+        raise PluginError(f"data set {name!r} of plugin {plugin!r} cannot be sent to worker processes "
+                          f"({problem}); {fix} the DatasetPlugin's attributes")
+    for subject in subjects:
+        problem = _pickle_problem(subject)
+        if problem is not None:
+            raise PluginError(
+                f"subject {getattr(subject, 'id', '?')!r} of data set {name!r} (plugin {plugin!r}) "
+                f"cannot be sent to worker processes ({problem}); {fix} its labels and recordings"
+            )
 
 
 _REGISTRY: Registry | None = None

@@ -64,21 +64,32 @@ def fail(message: str, code: int = 1) -> None:
 class SdGroup(click.Group):
     """A click group with lazily imported commands, plugin commands and friendly errors."""
 
-    def _plugin_commands(self) -> dict[str, click.Command]:
+    def plugin_commands(self) -> dict[str, click.Command]:
+        """Commands plugins add, resolved once per registry. A command whose name is taken is
+        ignored with a warning, and its plugin is shown as failed by ``sd plugins``."""
         from sd_core.plugins import get_registry
 
+        reg = get_registry()
+        cached = getattr(self, "_plugin_cmds", None)
+        if cached is not None and cached[0] is reg:
+            return cached[1]
         out: dict[str, click.Command] = {}
-        for plugin, cmd in get_registry().cli_commands:
+        owners: dict[str, str] = {}
+        for plugin, cmd in reg.cli_commands:
             if cmd.name in COMMANDS or cmd.name in self.commands or cmd.name in out:
+                by = f"by {owners[cmd.name]!r}" if cmd.name in owners else "by sd"
+                reg.mark_failed(plugin, f"sd_cli_commands: command {cmd.name!r} exists already ({by}); ignored")
                 sys.stderr.write(
-                    f"warning: plugin {plugin!r} adds command {cmd.name!r}, which exists; ignored\n"
+                    f"warning: plugin {plugin!r} adds command {cmd.name!r}, which exists ({by}); ignored\n"
                 )
                 continue
             out[cmd.name] = cmd
+            owners[cmd.name] = plugin
+        self._plugin_cmds = (reg, out)
         return out
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands, *self._plugin_commands()})
+        return sorted({*COMMANDS, *self.commands, *self.plugin_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.commands:
@@ -86,11 +97,11 @@ class SdGroup(click.Group):
         if name in COMMANDS:
             module, attr = COMMANDS[name].split(":")
             return getattr(importlib.import_module(module), attr)
-        return self._plugin_commands().get(name)
+        return self.plugin_commands().get(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
-        plugin_cmds = self._plugin_commands()
+        plugin_cmds = self.plugin_commands()
         for name in self.list_commands(ctx):
             if name in SUMMARIES:
                 rows.append((name, SUMMARIES[name]))

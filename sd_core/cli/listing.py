@@ -10,7 +10,7 @@ import click
 
 from sd_core.cli import load_ctx_config
 from sd_core.cli.output import console, table
-from sd_core.plugins import get_registry
+from sd_core.plugins import HOOK_ITEM_TYPES, get_registry
 
 SPLITS = ("train", "val", "test")
 
@@ -20,9 +20,13 @@ SPLITS = ("train", "val", "test")
 @click.option("--requirements", is_flag=True, help="Print name==version lines (pip requirements).")
 def plugins(as_json: bool, requirements: bool) -> None:
     """List installed plugins, their versions and what they provide."""
+    from sd_core.cli import main
+
     reg = get_registry()
-    for hook in ("sd_datasets", "sd_tasks", "sd_backbones", "sd_metrics", "sd_cli_commands"):
+    for hook in HOOK_ITEM_TYPES:
         reg.collect(hook)  # fills in `provides`, records plugins failing in a hook
+    reg.check_clashes()  # names two plugins share: both shown as failed
+    main.plugin_commands()  # commands whose name is taken: shown as failed
     infos = list(reg.plugins.values())
     if requirements:
         for info in infos:
