@@ -26,7 +26,8 @@ Why not just ``mne.io.read_raw_cnt``:
    what must hold in any case: ``NumSamples × n_channels × bytes`` must fit between the data
    offset and the event table. An exact fit wins, then the only width that fits; where both fit,
    or the header gives no usable size at all (SEED-V's NumSamples of −732), the samples
-   themselves tell 32-bit from 16-bit (:func:`sniff_bytes`). ``data_format`` overrides all this.
+   themselves tell 32-bit from 16-bit (:mod:`sd_seed.width`), or, where they cannot, the reader
+   stops and asks for ``data_format``, which overrides all this.
 2. **numpy 2 overflow.** MNE up to 1.11 multiplied header fields read as numpy ``int32``/
    ``uint32`` scalars into byte counts (``data_size // (n_samples * n_channels)`` in
    ``_get_cnt_info``); under numpy 2's promotion rules (NEP 50) the Python-int product is cast
@@ -55,6 +56,7 @@ import mne
 import numpy as np
 
 from sd_core.errors import DatasetError
+from sd_seed.width import sample_width
 
 SETUP_BYTES = 900
 CHANNEL_BYTES = 75
@@ -107,32 +109,6 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def sniff_bytes(path: Path, data_offset: int, n_channels: int, data_bytes: int) -> int | None:
-    """Tell 32-bit from 16-bit samples from the samples themselves (last resort).
-
-    Read as 16-bit words, little-endian 32-bit EEG samples alternate between a low word that
-    varies widely and a high word that is nearly constant (0 or −1 for small values): the odd
-    words spread far less than the even ones. 16-bit samples are alternate channels in both and
-    spread alike. Looks at 256 KiB from the middle of the data; None if it cannot tell (all zero).
-    """
-    unit = 4 * max(1, n_channels)
-    n = min(256 * 1024, data_bytes) // unit * unit
-    if n < unit:
-        return None
-    at = data_offset + (data_bytes // 2 // unit) * unit
-    at = min(at, data_offset + data_bytes - n)
-    with open(path, "rb") as fh:
-        fh.seek(at)
-        words = np.frombuffer(fh.read(n), dtype="<i2").astype(np.float64)
-    if words.size < 4:
-        return None
-    lo, hi = words[0::2], words[1::2]
-    s_lo, s_hi = float(lo.std()), float(hi.std())
-    if s_lo == 0 and s_hi == 0:
-        return None
-    return 4 if s_hi * 16 < s_lo else 2
-
-
 def read_header(path: Path, data_format: str = "auto") -> CntHeader:
     """Parse and size a ``.cnt`` file. Raises :class:`DatasetError` (one line) if it is missing,
     not a Neuroscan CNT file, or cannot be sized."""
@@ -173,6 +149,8 @@ def read_header(path: Path, data_format: str = "auto") -> CntHeader:
 
     event_ok = data_offset < event_at <= size
     data_bytes = (event_at if event_ok else size) - data_offset
+    if data_bytes < 2 * n_channels:
+        raise DatasetError(f"{path.name}: holds no samples ({size} bytes for {n_channels} channels)")
     if data_format != "auto":
         nbytes, how = (2 if data_format == "int16" else 4), f"data_format = {data_format!r}"
     else:
@@ -187,18 +165,20 @@ def read_header(path: Path, data_format: str = "auto") -> CntHeader:
                 # the event table exactly. They must fit in it, though, and only one width does.
                 nbytes, how = fits[0], "header: the only sample width whose samples fit before the event table"
             elif fits and event_ok:
-                # Both widths fit (bytes to spare before the event table, as in the clipped test file
-                # and 7_1_20180411.cnt): the samples decide, looking only where there are samples
-                # whichever the width (the spare bytes after them need not look like samples).
-                nbytes = sniff_bytes(path, data_offset, n_channels, header_n * n_channels * 2) or fits[0]
-                how = "header and samples: both widths fit before the event table, the samples tell"
+                # Both widths fit (bytes to spare before the event table, as in the clipped test file):
+                # the samples decide, looking only where there are samples whichever the width (the
+                # spare bytes after them need not look like samples).
+                nbytes, evidence = sample_width(path, data_offset, n_channels, header_n * n_channels * 2, block)
+                how = f"samples (both widths fit before the event table): {evidence}"
+        if not how:
+            where = "event table" if event_ok else "end of the file"
+            nbytes, evidence = sample_width(path, data_offset, n_channels, data_bytes, block)
+            how = (f"samples (the header's sample count, {header_n}, is unusable; {data_bytes} bytes "
+                   f"before the {where}): {evidence}")
         if nbytes is None:
-            nbytes = sniff_bytes(path, data_offset, n_channels, data_bytes)
-            how = "sniffed from the samples (the header gives no usable size)"
-            if nbytes is None:
-                raise DatasetError(
-                    f"{path.name}: cannot tell whether samples are 16 or 32 bit (header NumSamples "
-                    f"{header_n}, {data_bytes} data bytes); set data_format = \"int16\" or \"int32\"")
+            raise DatasetError(
+                f"{path.name}: cannot tell whether samples are 16 or 32 bit ({evidence}); set "
+                f"data_format = \"int16\" or \"int32\" under [datasets.seed] in sd.toml")
     fit = data_bytes // (n_channels * nbytes)
     n_samples = header_n if 0 < header_n <= fit else fit
     if n_samples <= 0:
@@ -276,6 +256,14 @@ class RawNeuroscan(mne.io.BaseRaw):
     @property
     def header(self) -> CntHeader:
         return self._raw_extras[0]["header"]
+
+    @property
+    def sd_notes(self) -> list[str]:
+        """What a preprocessing run should record about this file (for the notes it keeps in
+        ``preprocess.json``): how wide its samples were taken to be, and why."""
+        h = self.header
+        verb = "set by" if h.how.startswith("data_format") else "decided from the"
+        return [f"{h.path.name}: {8 * h.bytes_per_sample}-bit samples, {h.n_samples} per channel; {verb} {h.how}"]
 
     def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
         header: CntHeader = self._raw_extras[fi]["header"]
