@@ -8,7 +8,8 @@ where the sets are too small). They are registered as the core's set metrics
   features' means and covariances; the trace of the root is the sum of the square roots of the
   eigenvalues of ``S_r S_g`` (real and non-negative for two covariance matrices).
 - **KID** (Bińkowski et al. 2018): the unbiased MMD² with the kernel ``(x·y / D + 1)³``,
-  averaged over ``subsets`` random subsets of ``subset_size`` rows of each set (seeded).
+  averaged over ``subsets`` random subsets of ``subset_size`` rows (at most half the smaller
+  set) of each set (seeded).
   ``kid_std`` is the spread of the subset estimates; ``kid_se`` = ``kid_std / sqrt(subsets)``,
   the standard error of their mean.
 - **PRDC** (Naeem et al. 2020, k = 5): each real point's ball reaches its k-th nearest real
@@ -58,7 +59,8 @@ def _mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def kid(real, gen, seed: int = 0, subsets: int = 50, subset_size: int = 1000) -> dict[str, float]:
     real, gen = _f64(real), _f64(gen)
-    size = min(subset_size, len(real), len(gen))
+    # subsets of at most half the smaller set, so that they differ and their spread means something
+    size = min(subset_size, max(2, min(len(real), len(gen)) // 2))
     if size < 2:
         return {"kid": NAN, "kid_se": NAN, "kid_std": NAN}
     rng = np.random.default_rng(seed)
