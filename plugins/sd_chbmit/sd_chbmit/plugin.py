@@ -119,6 +119,20 @@ def recording_seizures(name: str, entry, sidecar: Path | None, source: str,
     return (side if side is not None else summ or []), []
 
 
+def check_seizures_inside(recording: Recording, n_times: int, fs: float) -> None:
+    """Raise DatasetError if a seizure starts after the end of its recording or runs past it (by
+    more than a sample): the times or the file are wrong, and the windows would be labelled as if
+    the seizure were not there."""
+    length = n_times / fs
+    for a, b in recording.extra.get("seizures", ()):
+        if a >= length or b > length + 1 / fs:
+            what = "starts after" if a >= length else "runs past"
+            source = recording.extra.get("seizures_from") or "its seizure times"
+            raise DatasetError(
+                f"{recording.path.name}: the seizure at {a:g}–{b:g} s ({source}) {what} the end of the "
+                f"recording ({length:g} s); the file is truncated or the seizure times do not belong to it")
+
+
 class ChbmitDataset(DatasetPlugin):
     name = NAME
     title = "CHB-MIT: scalp EEG of children with seizures, 24 cases (EDF, 256 Hz, bipolar)"
@@ -150,7 +164,7 @@ class ChbmitDataset(DatasetPlugin):
         if not info_path.is_file():
             raise DatasetError(f"{INFO_FILE} not found in {root}; CHB-MIT ships it at the top of the "
                                "data set (it gives each case's gender and age)")
-        info = parse_subject_info(info_path.read_text(encoding="latin-1"))
+        info = parse_subject_info(info_path.read_text(encoding="latin-1"), info_path.name)
         cases = sorted(p for p in root.iterdir() if p.is_dir() and _CASE.match(p.name))
         if not cases:
             raise DatasetError(f"no case folders (chb01, chb02, ...) found in {root}")
@@ -174,8 +188,10 @@ class ChbmitDataset(DatasetPlugin):
                 if fname not in on_disk:
                     problems = [f"{fname} is listed in {summary_path.name} but missing from {case_dir}",
                                 *problems]
+                side = sidecar.is_file() and source in ("both", "sidecars")
                 recs.append(Recording(Path(fname).stem, path, {}, extra={
-                    "seizures": tuple(seizures), "problems": tuple(problems)}))
+                    "seizures": tuple(seizures), "problems": tuple(problems),
+                    "seizures_from": sidecar.name if side else summary_path.name}))
             gender, age = info.get(case, (None, None))
             if case not in info:
                 log.warning("%s: case %s is not in %s; its gender and age are left empty", root, case, INFO_FILE)
@@ -207,6 +223,7 @@ class ChbmitDataset(DatasetPlugin):
             raise DatasetError(problems[0] + more)
         header = check_edf(recording.path)
         raw = mne.io.read_raw_edf(recording.path, preload=False, verbose="error")
+        check_seizures_inside(recording, raw.n_times, float(raw.info["sfreq"]))
         labels = signal_labels(header)
         if len(labels) != len(raw.ch_names):  # unexpected: leave MNE's names to channel_name
             return raw

@@ -153,25 +153,46 @@ def parse_summary(text: str, source: str = "summary") -> Summary:
     return summary
 
 
-def parse_subject_info(text: str) -> dict[str, tuple[str | None, int | None]]:
+#: SUBJECT-INFO cells that mean "not known"
+MISSING = {"", "-", "--", "?", "n/a", "na", "unknown"}
+_GENDERS = {"f": "F", "female": "F", "m": "M", "male": "M"}
+
+
+def parse_subject_info(text: str, source: str = "SUBJECT-INFO") -> dict[str, tuple[str | None, int | None]]:
     """``SUBJECT-INFO`` → {case: (gender F/M or None, age in whole years or None)}.
 
     Lines like ``chb01<TAB>F<TAB>11`` (tabs or spaces); the header and anything that does not start
-    with a case name are ignored. Ages may be decimal (``1.5`` → 1, whole years rounded down).
+    with a case name are ignored. Ages may be decimal (``1.5`` → 1, whole years rounded down); empty
+    cells (or ``-``, ``n/a``, ``?``) are unknown. A case listed twice, a gender other than F/M and an
+    age that is not a number raise :class:`DatasetError` naming ``source`` and the line.
     """
+    from sd_core.errors import DatasetError
+
     out: dict[str, tuple[str | None, int | None]] = {}
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts or not re.fullmatch(r"chb\d+", parts[0], re.IGNORECASE):
             continue
         case = parts[0].lower()
-        gender = parts[1].upper()[:1] if len(parts) > 1 and parts[1].upper()[:1] in "FM" else None
+        where = f"{source} line {n}"
+        if case in out:
+            raise DatasetError(f"{where}: case {case} is listed twice")
+        g = parts[1] if len(parts) > 1 else ""
+        gender = None
+        if g.lower() not in MISSING:
+            gender = _GENDERS.get(g.lower())
+            if gender is None:
+                raise DatasetError(f"{where}: gender {g!r} of {case} is neither F nor M")
+        a = parts[2] if len(parts) > 2 else ""
         age = None
-        if len(parts) > 2:
+        if a.lower() not in MISSING:
             try:
-                age = int(math.floor(float(parts[2])))
+                value = float(a)
             except ValueError:
-                age = None
+                value = math.nan
+            if not (math.isfinite(value) and 0 <= value < 150):
+                raise DatasetError(f"{where}: age {a!r} of {case} is not a number of years")
+            age = int(math.floor(value))
         out[case] = (gender, age)
     return out
 
