@@ -72,6 +72,14 @@ def read_header(path: Path) -> EdfHeader:
     off = ns * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)
     samples = tuple(_int(rest[off + i * 8: off + (i + 1) * 8], "samples per record", path)
                     for i in range(ns))
+    bad = next((i for i, n in enumerate(samples) if n < 1), None)
+    if bad is not None:
+        raise DatasetError(f"{path.name}: EDF header says signal {bad + 1} ({labels[bad]!r}) has "
+                           f"{samples[bad]} samples per data record (at least 1 is needed); the file "
+                           "is damaged, download it again")
+    if n_records < -1:
+        raise DatasetError(f"{path.name}: EDF header says the file has {n_records} data records (-1, "
+                           "unknown, is the only negative number allowed); the file is damaged")
     return EdfHeader(header_bytes, n_records, record_seconds, labels, samples, 3 if bdf else 2)
 
 

@@ -44,6 +44,26 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = False, *
         raise
 
 
+def read_text(path: str | os.PathLike, error: type[Exception] | None = None, what: str = "") -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped). A file that cannot be read or is
+    not UTF-8 raises ``error`` (default :class:`sd_core.errors.DatasetError`) in one line that
+    names the file (after ``what``, such as "split file") and, for bad bytes, their line."""
+    from sd_core.errors import DatasetError
+
+    error = error or DatasetError
+    name = f"{what} {path}" if what else str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"{name} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{name} line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file "
+                    "as UTF-8") from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

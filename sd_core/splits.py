@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -78,11 +79,10 @@ def assign_splits(
 
 def read_split_file(path: Path, subjects: Sequence[str]) -> dict[str, str]:
     """A pinned assignment from a CSV with columns ``subject,split`` (header required)."""
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise ConfigError(f"split file {path} cannot be read ({exc.strerror})") from None
+    from sd_core.io import read_text
+
+    text = read_text(path, ConfigError, "split file")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     if not rows or not {"subject", "split"} <= set(rows[0]):
         raise ConfigError(f"split file {path} needs a header with columns subject,split")
     pinned = {r["subject"].strip(): r["split"].strip() for r in rows}

@@ -21,6 +21,7 @@ Options (``[datasets.math]`` in sd.toml):
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from pathlib import Path
@@ -74,8 +75,9 @@ def read_subject_info(path: Path) -> dict[str, dict[str, Any]]:
     Column names are matched case-insensitively with whitespace ignored; Subject, Age and Gender
     are required, Count quality is optional (empty when absent).
     """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
+    from sd_core.io import read_text
+
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise DatasetError(f"{path} is empty; it should list Subject,Age,Gender,... per subject")
@@ -93,6 +95,10 @@ def read_subject_info(path: Path) -> dict[str, dict[str, Any]]:
         if not sid:
             continue
         where = f"{path.name} line {n}"
+        twice = next((s for s in out if s.lower() == sid.lower()), None)
+        if twice is not None:
+            raise DatasetError(f"{where}: subject {sid} is listed twice (also as {twice} on an earlier line)"
+                               if twice != sid else f"{where}: subject {sid} is listed twice")
         out[sid] = {
             "gender": _gender(row[need["gender"]], where),
             "age": _number(row[need["age"]], where, "age"),

@@ -7,6 +7,7 @@ Everything here is cheap (text files and directory listings) so that discovery s
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_core.errors import DatasetError
+from sd_core.io import read_text
 
 PARTICIPANTS = "participants.tsv"
 
@@ -63,8 +65,8 @@ def read_participants(path: Path) -> dict[str, dict[str, Any]]:
     elsewhere). Group and id are required; gender and age may be missing (then empty).
     ``n/a`` cells are empty values, as BIDS writes them.
     """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh, delimiter="\t") if any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t")
+            if any(c.strip() for c in r)]
     if not rows:
         raise DatasetError(f"{path} is empty; it should list participant_id, GROUP, AGE, GENDER per subject")
     header = rows[0]
@@ -187,8 +189,8 @@ def sidecar_sampling_frequency(path: Path) -> float | None:
 
 def bad_channels(path: Path) -> list[str]:
     """Names of the channels whose ``status`` is ``bad`` in a ``*_channels.tsv``."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh, delimiter="\t") if any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t")
+            if any(c.strip() for c in r)]
     if not rows:
         return []
     name_col = _find_column(rows[0], ("name",))

@@ -82,7 +82,9 @@ def read_rows(path: Path) -> list[list[str]]:
         finally:
             book.close()
     else:
-        text = path.read_text(encoding="utf-8-sig")
+        from sd_core.io import read_text
+
+        text = read_text(path)
         first = text.splitlines()[0] if text.strip() else ""
         delim = "\t" if "\t" in first else (";" if ";" in first and "," not in first else ",")
         rows = list(csv.reader(text.splitlines(), delimiter=delim))
