@@ -28,7 +28,9 @@ Options (``[datasets.seed]`` in sd.toml):
     (emotion as id 0–4 or name, times in seconds from the start of the session's file).
 ``data_format`` (``"auto"``)
     Sample width of the ``.cnt`` files: ``"auto"`` decides per file from the header (and, where the
-    header gives no usable size, from the samples); ``"int32"``/``"int16"`` force it.
+    header gives no usable size or both widths fit, from the samples all over the file: see
+    :mod:`sd_seed.width`); a file they cannot decide is reported with a message that asks for
+    this option. ``"int32"``/``"int16"`` force it.
 ``participants`` (``"auto"``)
     The participants table: ``"auto"`` finds ``Participants_info.xlsx`` (or ``.csv``,
     ``participants.csv``/``.tsv``/``.xlsx``) in the raw folder or ``EEG_raw/``; else a file name.

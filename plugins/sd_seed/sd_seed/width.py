@@ -24,6 +24,7 @@ None and the caller asks the user to set ``data_format``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def sample_width(path: Path, data_offset: int, n_channels: int, data_bytes: int,
     """(2, 4 or None when the evidence is ambiguous, what the evidence was) for the samples in
     ``data_bytes`` bytes from ``data_offset`` (see the module's notes)."""
     c = max(1, n_channels)
-    unit = int(np.lcm(c * _block_samples(block, 2) * 2, c * _block_samples(block, 4) * 4))
+    unit = math.lcm(c * _block_samples(block, 2) * 2, c * _block_samples(block, 4) * 4)
     size = max(unit, STRETCH_BYTES // unit * unit)
     usable = data_bytes // unit * unit
     counts = _Counts()
