@@ -96,9 +96,20 @@ class Conditioning(nn.Module):
 
     @classmethod
     def load(cls, folder: Path) -> Conditioning:
-        from safetensors.torch import load_file
+        from sd_core.errors import SdError
+        from sd_core.safe_state import load_tensors
 
-        config = json.loads((folder / CONFIG).read_text())
-        module = cls(**config)
-        module.load_state_dict(load_file(str(folder / WEIGHTS)))
+        path = folder / CONFIG
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            module = cls(**config)
+        except FileNotFoundError:
+            raise SdError(f"{path} is missing") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise SdError(f"{path}: not a conditioning config written by sd ({exc})") from None
+        try:
+            module.load_state_dict(load_tensors(folder / WEIGHTS))
+        except RuntimeError as exc:
+            raise SdError(f"{folder / WEIGHTS}: does not match {path} "
+                          f"({str(exc).strip().splitlines()[0]})") from None
         return module

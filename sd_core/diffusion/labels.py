@@ -74,7 +74,7 @@ class LabelSpec:
     def load(cls, path: Path) -> LabelSpec:
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SdError(f"{path}: cannot be read as a run's labels file ({exc})") from None
 
 

@@ -135,10 +135,18 @@ def load_run(folder: Path, device: str | torch.device = "cpu") -> Run:
     from diffusers import UNet2DModel
 
     spec = check_run(folder)
-    unet = UNet2DModel.from_pretrained(str(folder / UNET_DIR), use_safetensors=True)
+    try:  # safetensors only: diffusers never falls back to a pickled .bin here
+        unet = UNet2DModel.from_pretrained(str(folder / UNET_DIR), use_safetensors=True)
+    except Exception as exc:  # damaged weights or config (safetensors has its own error types)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SdError(f"{folder / UNET_DIR}: cannot load the UNet ({text})") from None
     cond = Conditioning.load(folder / COND_DIR)
     model = Denoiser(unet, cond).to(device).eval()
-    sched = json.loads((folder / SCHEDULER_DIR / "scheduler_config.json").read_text())
+    spath = folder / SCHEDULER_DIR / "scheduler_config.json"
+    try:
+        sched = json.loads(spath.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SdError(f"{spath}: cannot be read ({exc})") from None
     text = None
     if spec.text_encoder:
         text = TextEncoder(Path(spec.text_encoder), where=f"{folder / LABELS}: text_encoder")

@@ -3,8 +3,11 @@
 Run folder::
 
     <run>/config.toml                 the resolved experiment (checked on --resume)
-    <run>/checkpoints/step-000500/    accelerator.save_state (model, optimizer, LR schedule, EMA,
-                                      RNG states) + trainer.json (step, loss history)
+    <run>/checkpoints/step-000500/    model, optimizer, LR schedule, EMA and random states in the
+                                      classifier's checkpoint format (safetensors + JSON, no pickle;
+                                      sd_core.training.checkpoint) + trainer.json (step, losses)
+    <run>/state.json                  latest checkpoint and the checkpoints sd wrote (only those
+                                      are ever pruned)
     <run>/samples/step-000500.png     sample grids: one row per class combination
     <run>/unet/                       final UNet (EMA weights), save_pretrained, safetensors
     <run>/conditioning/               conditioning module (safetensors + config.json)
@@ -20,7 +23,6 @@ micro-batch ``step × grad_accum``, so it ends with the same weights as an unint
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -50,26 +52,33 @@ from sd_core.experiment import Experiment
 from sd_core.io import atomic_write_text
 from sd_core.preprocess.layout import write_json
 from sd_core.specs import CLASSIFICATION, REGRESSION
+from sd_core.training import checkpoint as ckpt
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = ckpt.CHECKPOINTS
 TRAINER_STATE = "trainer.json"
+#: What a diffusion run writes at its top level; a new run refuses a folder holding any of them.
+RUN_FILES = ("config.toml", "state.json", "history.json", "loss.png", UNET_DIR, COND_DIR,
+             SCHEDULER_DIR, LABELS)
 
 
 class StopTraining(Exception):
     """Raised by an ``on_step`` callback to stop (tests use it to simulate an interruption)."""
 
 
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:06d}"
+checkpoint_name = ckpt.checkpoint_name
 
 
 def latest_checkpoint(run: Path) -> Path | None:
+    """The newest complete checkpoint sd wrote in ``run`` (from ``state.json``)."""
+    state = ckpt.RunState.read(run)
+    if state.latest:
+        return run / CHECKPOINTS / state.latest
     folder = run / CHECKPOINTS
-    if not folder.is_dir():
-        return None
-    found = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
-                   and (p / TRAINER_STATE).is_file())
-    return found[-1] if found else None
+    if not (run / "state.json").exists() and folder.is_dir():  # a run of an older sd
+        found = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
+                       and (p / TRAINER_STATE).is_file())
+        return found[-1] if found else None
+    return None
 
 
 def run_folder(exp: Experiment, out: str | Path | None) -> Path:
@@ -193,6 +202,8 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     if latest is not None and not resume:
         raise SdError(f"run folder {run} has checkpoints; pass --resume to continue it, or choose "
                       "another folder with --out")
+    if latest is None:
+        ckpt.check_fresh_run(run, RUN_FILES)
     saved = run / "config.toml"
     if resume and latest is not None and saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
         raise SdError(f"{run} was started with a different experiment (see {saved}); "
@@ -230,16 +241,19 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     lr_sched = get_cosine_schedule_with_warmup(opt, min(tr["warmup_steps"], total), total)
     ema = EMAModel(model.parameters(), decay=tr["ema_decay"]) if tr["ema_decay"] > 0 else None
     model, opt = acc.prepare(model, opt)
-    acc.register_for_checkpointing(lr_sched)
     if ema is not None:
         ema.to(acc.device)
-        acc.register_for_checkpointing(ema)
+    extras = {"ema": ema} if ema is not None else {}
 
     start, history = 0, []
+    run_state = ckpt.RunState.read(run) if latest is not None else ckpt.RunState()
     if resume and latest is not None:
-        acc.load_state(str(latest))
-        state = json.loads((latest / TRAINER_STATE).read_text())
-        start, history = int(state["step"]), list(state["history"])
+        ckpt.load_checkpoint(latest, acc.unwrap_model(model), opt, lr_sched, rank, extras)
+        trainer = ckpt.read_json(latest / TRAINER_STATE)
+        try:
+            start, history = int(trainer["step"]), list(trainer["history"])
+        except (TypeError, KeyError, ValueError):
+            raise SdError(f"{latest / TRAINER_STATE}: not a trainer state written by sd") from None
         say(f"resuming {run} from {latest.name} (step {start} of {total})")
     elif resume:
         say(f"no checkpoint in {run}; starting from the beginning")
@@ -264,22 +278,16 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
 
     def save_checkpoint(step: int) -> None:
         acc.wait_for_everyone()
-        final = run / CHECKPOINTS / checkpoint_name(step)
-        tmp = run / CHECKPOINTS / f".{final.name}.tmp"
+        rngs = ckpt.gather_rng_states(acc)
         if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            write_json(tmp / TRAINER_STATE, {"step": step, "history": history})
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            kept = sorted(p for p in (run / CHECKPOINTS).iterdir() if p.is_dir() and p.name.startswith("step-"))
-            for old in kept[: -int(tr["keep_checkpoints"])]:
-                shutil.rmtree(old, ignore_errors=True)
+            name = checkpoint_name(step)
+            folder = ckpt.save_checkpoint(run, run_state, name, acc.unwrap_model(model), opt, lr_sched,
+                                          {"step": step}, rngs, extras)
+            write_json(folder / TRAINER_STATE, {"step": step, "history": history})
+            run_state.latest = name
+            run_state.write(run)
+            ckpt.prune(run, run_state, keep_latest=int(tr["keep_checkpoints"]))
+            run_state.write(run)
         acc.wait_for_everyone()
 
     def write_grid(step: int) -> Path | None:

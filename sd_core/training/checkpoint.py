@@ -1,22 +1,23 @@
-"""Run folders and checkpoints of ``sd train``.
+"""Run folders and checkpoints, shared by ``sd train`` and ``sd diffusion train``.
 
 ```
 <run>/config.toml            the resolved experiment file
-<run>/run.json               what a checkpoint needs to be rebuilt: tasks (classes, scaling),
-                             backbone and options, image size, data sources, selection metric
-<run>/state.json             the latest checkpoint, the best ones, early-stopping count
-<run>/history.json           training losses per step and evaluation results
-<run>/metrics.json           summary at the end: best checkpoint, validation and test metrics
-<run>/curves.png             loss and metric curves
+<run>/run.json               (sd train) what a checkpoint needs to be rebuilt: tasks, backbone...
+<run>/state.json             the latest checkpoint, the best ones, the checkpoints sd wrote
+<run>/history.json           losses per step and evaluation results
 <run>/checkpoints/step-000120/
-    model.safetensors        weights (loaded without unpickling)
-    optimizer.pt scheduler.pt  tensors and numbers only (torch.load(weights_only=True))
-    rng-<rank>.pt            random state of each process
-    position.json            step, epoch, batches done in the epoch, history length
+    model.safetensors        weights
+    optimizer.json/.safetensors, scheduler.json, ema.json/.safetensors (diffusion)
+                             training state without pickle (see sd_core.safe_state)
+    rng-<rank>.json/.safetensors  random state of each process
+    position.json            step, epoch, batches done in the epoch, ...
 ```
 
 A checkpoint is written to a hidden temporary folder and renamed, then ``state.json`` is
-replaced; a run killed at any moment resumes from the last complete checkpoint.
+replaced; a run killed at any moment resumes from the last complete checkpoint. Only checkpoint
+folders listed in ``state.json`` as written by sd are ever replaced or pruned; anything else a
+user keeps under ``checkpoints/`` stays. Nothing is read with pickle: a damaged or crafted file
+ends in an error naming it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_text
+from sd_core.io import atomic_write_bytes, atomic_write_text
+from sd_core.safe_state import load_state, load_tensors, save_state
 
 CHECKPOINTS = "checkpoints"
 
@@ -50,7 +51,7 @@ def read_json(path: Path) -> Any:
             return json.load(fh)
     except FileNotFoundError:
         raise SdError(f"{path} is missing; is {path.parent} a run folder of `sd train`?") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SdError(f"{path}: cannot be read ({exc})") from None
 
 
@@ -62,11 +63,22 @@ class RunState:
     best: list[list] = field(default_factory=list)  # [[value, checkpoint name], ...] best first
     bad_evals: int = 0  # evaluations since the selection metric last improved
     finished: bool = False
+    written: list[str] = field(default_factory=list)  # checkpoint folders sd wrote (may prune)
 
     @classmethod
     def read(cls, run: Path) -> "RunState":
         path = run / "state.json"
-        return cls(**read_json(path)) if path.is_file() else cls()
+        if not path.is_file():
+            return cls()
+        data = read_json(path)
+        try:
+            state = cls(**data)
+            state.best = [[float(v), str(n)] for v, n in state.best]
+        except (TypeError, ValueError):
+            raise SdError(f"{path}: not a state file written by sd") from None
+        if "written" not in data:  # written by an older sd, which kept only its own folders
+            state.written = sorted({state.latest, *(n for _, n in state.best)} - {""})
+        return state
 
     def write(self, run: Path) -> None:
         write_json(run / "state.json", asdict(self))
@@ -75,62 +87,114 @@ class RunState:
         return self.best[0][1] if self.best else self.latest
 
 
+#: Files and folders of a classifier run folder; a new run refuses a folder holding any of them.
+RUN_FILES = ("config.toml", "run.json", "state.json", "history.json", "metrics.json", "curves.png")
+
+
+def check_fresh_run(run: Path, names: tuple[str, ...] = RUN_FILES) -> None:
+    """A new run writes these names in ``run``: refuse when one is there already (not ours)."""
+    taken = [n for n in names if (run / n).exists() or (run / n).is_symlink()]
+    if taken:
+        raise SdError(f"{run / taken[0]} exists and was not written by this run; sd does not replace "
+                      "it (train into another folder with --out, or move it away)")
+
+
 def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def save_checkpoint(run: Path, name: str, model: torch.nn.Module, optimizer, scheduler,
-                    position: dict[str, Any], rank_states: list[torch.Tensor]) -> Path:
-    """Write a complete checkpoint folder atomically (main process only)."""
+def save_checkpoint(run: Path, state: RunState, name: str, model: torch.nn.Module, optimizer, scheduler,
+                    position: dict[str, Any], rank_states: list[torch.Tensor],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write a complete checkpoint folder atomically (main process only) and record it in
+    ``state.written``. ``extra`` holds more objects with ``state_dict()`` (an EMA, say)."""
     final = run / CHECKPOINTS / name
+    if final.exists() and name not in state.written:
+        raise SdError(f"{final} exists and was not written by this run; sd does not replace it "
+                      "(move it away, or train into another folder with --out)")
     tmp = run / CHECKPOINTS / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    from safetensors.torch import save
+
+    weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(tmp / "model.safetensors", save(weights))
+    save_state(tmp, "optimizer", optimizer.state_dict())
+    save_state(tmp, "scheduler", scheduler.state_dict())
+    for key, obj in (extra or {}).items():
+        save_state(tmp, key, obj.state_dict())
     for rank, rng in enumerate(rank_states):
-        torch.save(rng, tmp / f"rng-{rank}.pt")
-    (tmp / "position.json").write_text(dumps(position), encoding="utf-8")
+        save_state(tmp, f"rng-{rank}", {"torch": rng})
+    atomic_write_text(tmp / "position.json", dumps(position))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    if name not in state.written:
+        state.written.append(name)
     return final
 
 
+def gather_rng_states(acc) -> list[torch.Tensor]:
+    from accelerate.utils import gather_object
+
+    return gather_object([torch.get_rng_state()]) if acc.num_processes > 1 else [torch.get_rng_state()]
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_tensors(path)
+
+
+def _load_into(obj: Any, state: Any, path: Path) -> None:
     try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise SdError(f"{path} is missing") from None
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise SdError(f"{path}: cannot be read ({exc})") from None
+        obj.load_state_dict(state)
+    except Exception as exc:  # wrong shapes or keys: not a checkpoint of this model
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SdError(f"{path}: does not match this run ({text})") from None
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer=None, scheduler=None,
-                    rank: int = 0) -> dict[str, Any]:
-    """Load weights (and optimizer, scheduler, this process's random state); returns the position."""
-    model.load_state_dict(load_weights(folder / "model.safetensors"))
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    if scheduler is not None:
-        scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    rng = folder / f"rng-{rank}.pt"
-    if rng.is_file():
-        torch.set_rng_state(torch.load(rng, weights_only=True))
-    return read_json(folder / "position.json")
-
-
-def prune(run: Path, state: RunState) -> None:
-    """Delete checkpoints that are neither the latest nor among the best."""
-    keep = {state.latest, *(name for _, name in state.best)}
-    folder = run / CHECKPOINTS
+                    rank: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load weights (and optimizer, scheduler, extras, this process's random state); returns
+    the position. Nothing is unpickled; a damaged file ends in an SdError naming it."""
     if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        if p.is_dir() and p.name not in keep:
+        raise SdError(f"checkpoint {folder} does not exist")
+    legacy = [p.name for p in folder.iterdir() if p.suffix in (".pkl", ".pt", ".bin")]
+    if legacy and not (folder / "position.json").exists() or \
+            optimizer is not None and not (folder / "optimizer.json").exists() and legacy:
+        raise SdError(f"{folder} was written by an older sd in a pickled format that sd no longer "
+                      "loads; start a new run (its weights, if any, are in model.safetensors)")
+    _load_into(model, load_weights(folder / "model.safetensors"), folder / "model.safetensors")
+    if optimizer is not None:
+        _load_into(optimizer, load_state(folder, "optimizer"), folder / "optimizer.json")
+    if scheduler is not None:
+        _load_into(scheduler, load_state(folder, "scheduler"), folder / "scheduler.json")
+    for key, obj in (extra or {}).items():
+        _load_into(obj, load_state(folder, key), folder / f"{key}.json")
+    if (folder / f"rng-{rank}.json").is_file():
+        rng = load_state(folder, f"rng-{rank}")
+        if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor):
+            raise SdError(f"{folder / f'rng-{rank}.json'}: not a random state written by sd")
+        try:
+            torch.set_rng_state(rng["torch"])
+        except Exception:
+            raise SdError(f"{folder / f'rng-{rank}.json'}: not a valid random state") from None
+    position = read_json(folder / "position.json")
+    if not isinstance(position, dict) or not isinstance(position.get("step"), int):
+        raise SdError(f"{folder / 'position.json'}: not a checkpoint position written by sd")
+    return position
+
+
+def prune(run: Path, state: RunState, keep_latest: int = 1) -> None:
+    """Delete checkpoints sd wrote that are neither among the ``keep_latest`` newest nor among the
+    best; folders sd did not write (listed nowhere in ``state.written``) are never touched."""
+    newest = sorted(state.written)[-keep_latest:] if keep_latest > 0 else []
+    keep = {state.latest, *newest, *(name for _, name in state.best)}
+    folder = run / CHECKPOINTS
+    for name in [n for n in state.written if n not in keep]:
+        p = folder / name
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
+        state.written.remove(name)
 
 
 def rank_best(state: RunState, value: float, name: str, higher_is_better: bool, k: int) -> bool:

@@ -113,10 +113,7 @@ def batch_stream(data: ProcessedImages, batches: list[list[int]], workers: int):
                                            pin_memory=torch.cuda.is_available())
 
 
-def gather_rng_states(acc) -> list[torch.Tensor]:
-    from accelerate.utils import gather_object
-
-    return gather_object([torch.get_rng_state()]) if acc.num_processes > 1 else [torch.get_rng_state()]
+gather_rng_states = ckpt.gather_rng_states
 
 
 @dataclass
@@ -145,6 +142,8 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
                           "another output folder (--out)")
         if resume and not state_file.is_file():
             raise SdError(f"--resume: {run} has no run to continue (no state.json)")
+        if not resume:
+            ckpt.check_fresh_run(run)
     set_seed(t["seed"])
     data = load_data(exp, registry, project)
     from sd_core.training.settings import selection_metric
@@ -211,11 +210,12 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
         if main:
             name = ckpt.checkpoint_name(step)
             pos = {"step": step, "epoch": epoch, "batch": done_in_epoch, "reason": reason}
-            ckpt.save_checkpoint(run, name, acc.unwrap_model(model), optimizer, scheduler, pos, rngs)
+            ckpt.save_checkpoint(run, state, name, acc.unwrap_model(model), optimizer, scheduler, pos, rngs)
             ckpt.write_json(run / "history.json", history)
             state.latest = name
             state.write(run)
             ckpt.prune(run, state)
+            state.write(run)
         acc.wait_for_everyone()
 
     def run_eval() -> bool:
