@@ -238,7 +238,7 @@ def test_other_parameters_refused_unless_overwrite(raw, reference, tmp_path):
     res = preprocess_dataset(PLUGIN, raw[0], out, prep(nsamps=250), CHANNELS, OPTIONS, overwrite=True)
     assert res.merged
     assert (out / "my-notes.txt").read_text() == "keep me"
-    assert not (out / "train" / "S99").exists()  # the split folders are sd's own
+    assert (out / "train" / "S99").is_dir()  # not written by sd: kept
     assert json.loads((out / "preprocess.json").read_text())["parameters"]["nsamps"] == 250
 
 

@@ -41,10 +41,13 @@ def _parse_splits(text: str) -> dict[str, float]:
 @click.option("--workers", type=int, help="Worker processes (results are identical for any number).")
 @click.option("--shard", help="Process only shard K of N (K/N) of the subjects; merge afterwards.")
 @click.option("--merge", is_flag=True, help="Assemble metadata from finished shards; process nothing.")
-@click.option("--overwrite", is_flag=True, help="Replace output made with other parameters.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace output made with other parameters (only files sd wrote are deleted).")
+@click.option("--debug", is_flag=True, envvar="SD_DEBUG",
+              help="Print the tracebacks of plugin bugs and failed workers (also SD_DEBUG=1).")
 @click.pass_context
 def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, resolution, bins,
-               splits, seed, workers, shard, merge, overwrite):
+               splits, seed, workers, shard, merge, overwrite, debug):
     """Turn raw recordings into spectrogram PNGs and metadata CSVs (resumable).
 
     Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
@@ -90,8 +93,8 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
 
             err_console().print(f"[bold red]error:[/] {name}: {escape(str(exc))}", soft_wrap=True)
             continue
-        _summary(result)
-        if result.subjects and len(result.failed_subjects) == result.subjects:
+        _summary(result, debug)
+        if result.faults or (result.subjects and len(result.failed_subjects) == result.subjects):
             failures += 1
     if failures:
         ctx.exit(1)
@@ -130,7 +133,7 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
     return result
 
 
-def _summary(result) -> None:
+def _summary(result, debug: bool = False) -> None:
     from rich.markup import escape
 
     c = console()
@@ -147,8 +150,15 @@ def _summary(result) -> None:
     else:
         c.print("shard finished; once every shard has, run [bold]sd preprocess --merge[/] "
                 f"--dataset {result.dataset}")
-    for e in result.errors:
-        c.print(f"[red]unreadable:[/] {escape(e)}", soft_wrap=True)
+    for r in result.results:
+        for e in r.errors:
+            c.print(f"[red]{'failed' if r.fault else 'unreadable'}:[/] {escape(e)}", soft_wrap=True)
+        if debug:
+            for tb in r.tracebacks:
+                err_console().print(escape(tb), soft_wrap=True, highlight=False)
+    if result.faults and not debug:
+        c.print("plugin bugs and worker failures: tracebacks are in preprocess.json "
+                "(or rerun with --debug)", soft_wrap=True)
     for r in result.results:
         for n in r.notes:
             c.print(f"[yellow]note:[/] {escape(n)}", soft_wrap=True)

@@ -5,8 +5,14 @@
 <out>/train-metadata.csv  val-metadata.csv  test-metadata.csv  metadata.csv
 <out>/preprocess.json                                 parameters, versions, per-subject status
 <out>/.sd/params.json                                 parameters of the run in progress (resume check)
-<out>/.sd/subjects/<subject>.json                     one finished subject: status and its rows
+<out>/.sd/subjects/<subject>.json                     one finished subject: status, rows, files
+<out>/.sd/subjects/<subject>.writing                  images being written (a subject in progress)
+<out>/.sd/written.json                                the metadata files sd wrote, with their hashes
 ```
+
+``sd`` deletes or replaces only files it can show it wrote (see :mod:`sd_core.owned`): images
+listed in a subject's state or intent log, and top-level files listed in ``written.json`` with
+the hash they still have.
 """
 
 from __future__ import annotations
@@ -14,19 +20,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sd_core.errors import SdError
 from sd_core.io import atomic_write_text
+from sd_core.owned import STATE_DIR, IntentLog, Manifest, remove_files
 from sd_core.splits import SPLIT_ORDER
 
 #: Columns every metadata row has, in this order; the data set's own columns follow, then caption.
 CORE_COLUMNS = ("file_name", "split", "dataset", "subject", "gender", "health", "age",
                 "recording", "window", "start")
 LAST_COLUMNS = ("caption",)
-STATE_DIR = ".sd"
+METADATA_FILES = (*(f"{s}-metadata.csv" for s in SPLIT_ORDER), "metadata.csv", "preprocess.json")
 
 
 def state_dir(out: Path) -> Path:
@@ -39,6 +46,17 @@ def params_path(out: Path) -> Path:
 
 def subject_state_path(out: Path, subject: str) -> Path:
     return state_dir(out) / "subjects" / f"{subject}.json"
+
+
+def subject_log(out: Path, subject: str) -> IntentLog:
+    return IntentLog(state_dir(out) / "subjects" / f"{subject}.writing")
+
+
+def subject_files(state: Mapping[str, Any]) -> dict[str, str | None]:
+    """The images a subject state says sd wrote (hash ``None`` in states of an older sd)."""
+    if "files" in state:
+        return dict(state["files"])
+    return {r["file_name"]: None for r in state.get("rows", [])}
 
 
 def image_rel_path(split: str, subject: str, recording: str, index: int) -> str:
@@ -81,11 +99,16 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
+#: The temporary files of sd_core.io.atomic_open: ``.<name>.<random>.tmp``
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete half-written temporary files (``.<name>.<random>.tmp``) left by a killed run."""
+    """Delete half-written temporary files left by a killed run (call before workers start)."""
     if folder.is_dir():
         for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+            if _TEMPORARY.match(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -105,25 +128,64 @@ def check_output_safe(out: Path, raw_root: Path) -> None:
         )
 
 
-OWN_ENTRIES = (*SPLIT_ORDER, *(f"{s}-metadata.csv" for s in SPLIT_ORDER), "metadata.csv",
-               "preprocess.json", STATE_DIR)
+def manifest_of(out: Path) -> Manifest:
+    """The top-level files sd wrote in ``out``; a run of an older sd (a state folder but no
+    manifest) is taken to have written the metadata files it names."""
+    return Manifest(out, legacy=METADATA_FILES if params_path(out).is_file() else ())
 
 
-def clear_output(out: Path, raw_root: Path) -> list[Path]:
+def owned_subjects(out: Path) -> list[str]:
+    """Subjects with a state file or an intent log under ``.sd/subjects``."""
+    folder = state_dir(out) / "subjects"
+    if not folder.is_dir():
+        return []
+    return sorted({p.name.rsplit(".", 1)[0] for p in folder.iterdir()
+                   if p.suffix in (".json", ".writing") and not p.name.startswith(".")})
+
+
+def clear_subjects(out: Path, subjects: Iterable[str]) -> int:
+    """Delete the images sd wrote for ``subjects`` and their state; returns the files deleted.
+
+    Every file is checked before any is deleted: one that changed since sd wrote it stops the
+    clearing with an error naming it."""
+    files: dict[str, str | None] = {}
+    records = []
+    for sid in subjects:
+        path = subject_state_path(out, sid)
+        if path.is_file():
+            try:
+                files.update(subject_files(read_json(path)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise SdError(f"{path}: not a subject state written by sd") from None
+            records.append(path)
+        log = subject_log(out, sid)
+        files.update({rel: files.get(rel) for rel in log.read()})
+        records.append(log.path)
+    removed = remove_files(out, files)
+    for path in records:
+        path.unlink(missing_ok=True)
+    return len(removed)
+
+
+def clear_output(out: Path, raw_root: Path) -> int:
     """For ``--overwrite``: delete what preprocessing wrote in ``out``, and nothing else.
 
-    Only the entries of the processed layout are removed (split folders, metadata files,
-    ``preprocess.json``, the state folder); anything else a user keeps there stays.
+    Images listed in the subjects' states and intent logs, the metadata files and
+    ``preprocess.json`` listed in ``.sd/written.json``, and the run's own state files; folders
+    left empty go too. A user's files (``test/test_mycode.py``, ``train/notes.txt``) stay, and a
+    file sd wrote but the user changed stops the clearing with an error naming it.
     """
     check_output_safe(out, raw_root)
-    removed = []
-    for name in OWN_ENTRIES:
-        p = out / name
-        if p.is_symlink() or p.is_file():
-            p.unlink()
-        elif p.is_dir():
-            shutil.rmtree(p)
-        else:
-            continue
-        removed.append(p)
+    manifest = manifest_of(out)
+    for rel in METADATA_FILES:  # check before deleting anything
+        manifest.check(rel)
+    removed = clear_subjects(out, owned_subjects(out))
+    removed += len(remove_files(out, {r: manifest.files.get(r) for r in METADATA_FILES if r in manifest.files}))
+    for path in (params_path(out), manifest.path):
+        path.unlink(missing_ok=True)
+    for folder in (state_dir(out) / "subjects", state_dir(out)):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
     return removed

@@ -11,10 +11,15 @@ from typing import Any, Callable, Iterator, Mapping
 
 from sd_core.dataset import DatasetPlugin, Subject
 from sd_core.errors import DatasetError, SdError
-from sd_core.io import atomic_write_text
 from sd_core.preprocess import layout
 from sd_core.preprocess.params import differences, package_versions, run_parameters
-from sd_core.preprocess.subject import SubjectJob, SubjectResult, process_subject
+from sd_core.preprocess.subject import (
+    SubjectJob,
+    SubjectResult,
+    describe_error,
+    process_subject,
+    record_failure,
+)
 from sd_core.splits import SPLIT_ORDER, assign_splits, read_split_file
 
 
@@ -32,6 +37,11 @@ class PreprocessResult:
     @property
     def errors(self) -> list[str]:
         return [e for r in self.results for e in r.errors]
+
+    @property
+    def faults(self) -> list[SubjectResult]:
+        """Subjects with errors that are not the data's (plugin bugs, failed workers)."""
+        return [r for r in self.results if r.fault]
 
     @property
     def failed_subjects(self) -> list[str]:
@@ -115,24 +125,27 @@ def preprocess_dataset(
     """
     from sd_core.spectrogram import plan_spectrogram
 
-    params = run_parameters(plugin.name, prep, channels, options, split_file)
+    params = run_parameters(plugin, prep, channels, options, split_file)
     # refuse impossible sizes before any work starts
     plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
 
     layout.check_output_safe(out, raw_root)
     subjects = _discover(plugin, raw_root, options)  # before deleting anything with --overwrite
-    if overwrite:
-        layout.clear_output(out, raw_root)
+    mine = shard.take(subjects) if shard else subjects
     ppath = layout.params_path(out)
+    if overwrite and shard is not None:
+        _clear_shard(out, raw_root, [s.id for s in mine], params)
+    elif overwrite:
+        layout.clear_output(out, raw_root)
     started = layout.read_json(ppath) if ppath.is_file() else None
     if started is not None and started.get("parameters") != params:
         diff = "; ".join(differences(started.get("parameters", {}), params))
         raise SdError(
             f"{out} holds output made with other parameters ({diff}); rerun with --overwrite "
-            "to replace it, or choose another output folder"
+            "to replace it (only files sd wrote are deleted), or choose another output folder"
         )
-    if started is None and ((out / "preprocess.json").exists() or any((out / s).exists() for s in SPLIT_ORDER)):
-        raise SdError(f"{out} holds output that sd cannot match to these parameters; use --overwrite")
+    if started is None:
+        _check_fresh_output(out, overwrite)
 
     ids = [s.id for s in subjects]
     if split_file is not None:
@@ -151,7 +164,6 @@ def preprocess_dataset(
     else:
         layout.write_json(ppath, {"parameters": params, "splits": assignment})
 
-    mine = shard.take(subjects) if shard else subjects
     result = PreprocessResult(plugin.name, out, subjects=len(mine))
     todo = [s for s in mine if not _subject_done(out, s.id)]
     result.skipped = len(mine) - len(todo)
@@ -159,6 +171,7 @@ def preprocess_dataset(
         progress("start", {"total": len(mine), "done": result.skipped})
 
     jobs = [SubjectJob(plugin, s, assignment[s.id], out, params, dict(options)) for s in todo]
+    _remove_stale_temporaries(out, jobs)  # once, before any worker starts
     for res in _run_jobs(jobs, workers, progress):
         result.results.append(res)
         if progress:
@@ -172,33 +185,107 @@ def preprocess_dataset(
     return result
 
 
+def _check_fresh_output(out: Path, overwrite: bool) -> None:
+    """A new run writes the metadata files and the split folders: refuse what is in the way."""
+    manifest = layout.manifest_of(out)
+    for rel in layout.METADATA_FILES:
+        manifest.check(rel)  # a user's metadata.csv is never replaced
+    if not overwrite:
+        present = [out / s for s in SPLIT_ORDER if (out / s).exists()]
+        if present:
+            raise SdError(f"{present[0]} exists but {out} holds no run sd can resume; choose an empty "
+                          "output folder, or pass --overwrite to write beside what is there "
+                          "(sd deletes only files it wrote)")
+
+
+def _clear_shard(out: Path, raw_root: Path, subjects: list[str], params: Mapping[str, Any]) -> None:
+    """``--overwrite --shard K/N``: remove this shard's subjects only (the others stay)."""
+    ppath = layout.params_path(out)
+    if ppath.is_file() and layout.read_json(ppath).get("parameters") != params:
+        others = sorted(set(layout.owned_subjects(out)) - set(subjects))
+        if others:
+            raise SdError(
+                f"{out} holds subjects of other shards made with other parameters "
+                f"({', '.join(others[:5])}{' ...' if len(others) > 5 else ''}); --overwrite with --shard "
+                "replaces only this shard's subjects: run `sd preprocess --overwrite` without --shard "
+                "once, or keep the parameters")
+        layout.clear_output(out, raw_root)
+        return
+    layout.clear_subjects(out, subjects)
+
+
+def _remove_stale_temporaries(out: Path, jobs: list[SubjectJob]) -> None:
+    layout.remove_stale_temporaries(layout.state_dir(out) / "subjects")
+    for job in jobs:
+        layout.remove_stale_temporaries(out / job.split / job.subject.id)
+
+
 def _run_jobs(jobs: list[SubjectJob], workers: int, progress) -> Iterator[SubjectResult]:
     """Results of the jobs as they finish: in this process, or in at most ``workers`` processes
-    with no more jobs handed out than there are workers (so "begin" means a subject started)."""
+    with no more jobs handed out than there are workers (so "begin" means a subject started).
+
+    A worker that raises gives its subject a failed state with the real error. A worker that
+    dies (a signal, the out-of-memory killer) breaks the pool: the subjects it held are retried
+    once each, alone in a fresh process, and reported as failed if that process dies too."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             if progress:
                 progress("begin", job.subject.id)
-            yield process_subject(job)
+            yield _in_process(job)
         return
+    from sd_core.plugins import check_picklable
+
+    check_picklable(jobs[0].plugin, [job.subject for job in jobs])
     queue = list(reversed(jobs))
-    with _pool(min(workers, len(jobs))) as pool:
-        pending: dict[Any, SubjectJob] = {}
-        while queue or pending:
-            while queue and len(pending) < workers:
-                job = queue.pop()
-                pending[pool.submit(process_subject, job)] = job
-                if progress:
-                    progress("begin", job.subject.id)
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except Exception as exc:  # a worker that died: report the subject, go on
-                    sid = job.subject.id
-                    yield SubjectResult(sid, job.split, "failed", 0,
-                                        [f"{sid}: worker failed ({type(exc).__name__}: {exc})"])
+    retry: list[SubjectJob] = []
+    while queue:
+        with _pool(min(workers, len(queue))) as pool:
+            pending: dict[Any, SubjectJob] = {}
+            broken = False
+            while (queue and not broken) or pending:
+                while queue and not broken and len(pending) < workers:
+                    job = queue.pop()
+                    pending[pool.submit(process_subject, job)] = job
+                    if progress:
+                        progress("begin", job.subject.id)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = pending.pop(fut)
+                    outcome = _outcome(fut, job)
+                    if outcome is None:
+                        broken = True
+                        retry.append(job)
+                    else:
+                        yield outcome
+    for job in retry:  # alone, so that a subject that kills its worker is known for sure
+        with _pool(1) as pool:
+            outcome = _outcome(pool.submit(process_subject, job), job)
+        yield outcome if outcome is not None else record_failure(
+            job, "its worker process died twice (killed by a signal, or out of memory)")
+
+
+def _outcome(fut, job: SubjectJob) -> SubjectResult | None:
+    """The result of a finished future; None when the worker process died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        return None
+    except BaseException as exc:  # raised in the worker outside a recording (writing its state, say)
+        import traceback
+
+        return record_failure(job, f"worker failed ({describe_error(exc)})",
+                              "".join(traceback.format_exception(exc)))
+
+
+def _in_process(job: SubjectJob) -> SubjectResult:
+    try:
+        return process_subject(job)
+    except (Exception, SystemExit) as exc:
+        import traceback
+
+        return record_failure(job, f"failed ({describe_error(exc)})", "".join(traceback.format_exception(exc)))
 
 
 def _all_states_present(out: Path, assignment: Mapping[str, str]) -> bool:
@@ -230,11 +317,14 @@ def merge_dataset(plugin: DatasetPlugin, out: Path) -> dict[str, int]:
     all_rows = [r for s in SPLIT_ORDER for r in rows_by_split[s]]
     columns = layout.metadata_columns(plugin.columns, all_rows)
     requested = [s for s in SPLIT_ORDER if run["parameters"]["splits"].get(s, 0) > 0]
+    manifest = layout.manifest_of(out)
+    for rel in (*(f"{s}-metadata.csv" for s in requested), "metadata.csv", "preprocess.json"):
+        manifest.check(rel)  # before writing any: a user's file in the way stops the merge
     for split in requested:
-        atomic_write_text(out / f"{split}-metadata.csv", layout.csv_text(columns, rows_by_split[split]))
-    atomic_write_text(out / "metadata.csv", layout.csv_text(columns, all_rows))
+        manifest.write_text(f"{split}-metadata.csv", layout.csv_text(columns, rows_by_split[split]))
+    manifest.write_text("metadata.csv", layout.csv_text(columns, all_rows))
     counts = {s: len(rows_by_split[s]) for s in requested}
-    layout.write_json(out / "preprocess.json", {
+    manifest.write_text("preprocess.json", layout.dumps_json({
         "dataset": plugin.name,
         "parameters": run["parameters"],
         "versions": package_versions(plugin),
@@ -242,9 +332,10 @@ def merge_dataset(plugin: DatasetPlugin, out: Path) -> dict[str, int]:
         "columns": columns,
         "subjects": {
             sid: {"split": assignment[sid], "status": st["status"], "images": st["images"],
-                  "errors": st["errors"], "notes": st["notes"]}
+                  "errors": st["errors"], "notes": st["notes"],
+                  **({"tracebacks": st["tracebacks"]} if st.get("tracebacks") else {})}
             for sid, st in states.items()
         },
-    })
+    }))
     return counts
 

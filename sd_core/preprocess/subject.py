@@ -7,6 +7,9 @@ the selected channels of its span are read, and its windows are turned into imag
 from __future__ import annotations
 
 import io
+import math
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +19,7 @@ import numpy as np
 from sd_core.dataset import DatasetPlugin, Recording, Subject
 from sd_core.errors import DatasetError, SdError
 from sd_core.io import atomic_write_bytes
+from sd_core.owned import check_replaceable, sha256_bytes, sha256_file
 from sd_core.preprocess import layout
 
 CHUNK = 64  # windows turned into images at once
@@ -29,6 +33,7 @@ class SubjectJob:
     out: Path
     params: Mapping[str, Any]  # see params.run_parameters
     options: Mapping[str, Any]
+    files: Any = None  # SubjectFiles, made in the worker by process_subject
 
 
 @dataclass
@@ -39,6 +44,8 @@ class SubjectResult:
     images: int
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tracebacks: list[str] = field(default_factory=list)  # of errors that are bugs, not bad data
+    fault: bool = False  # an error that is not the data's: a plugin bug, a worker that failed
 
 
 def describe_error(exc: BaseException) -> str:
@@ -49,6 +56,74 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _plugin_root(plugin: DatasetPlugin) -> Path | None:
+    top = sys.modules.get(type(plugin).__module__.split(".")[0])
+    path = getattr(top, "__file__", None)
+    if not path:
+        return None
+    path = Path(path).resolve()
+    return path.parent if path.name == "__init__.py" else path
+
+
+def describe_failure(exc: BaseException, plugin: DatasetPlugin) -> tuple[str, str | None]:
+    """(one line, traceback or None) for an exception while processing a recording.
+
+    An :class:`SdError` is the plugin's or the core's own message about the data. Anything else
+    raised in the plugin's code, or in a hook other than ``read_raw``, is a bug of the plugin:
+    it is reported with the plugin, the hook and the file and line, and its traceback is kept.
+    An error raised by a library inside ``read_raw`` (MNE on a damaged file, say) is data.
+    """
+    if isinstance(exc, SdError):
+        return str(exc), None
+    if isinstance(exc, SystemExit):
+        return f"plugin {plugin.name!r} called sys.exit({exc.code!r})", "".join(traceback.format_exception(exc))
+    root = _plugin_root(plugin)
+    frames = traceback.extract_tb(exc.__traceback__)
+    def in_plugin(f) -> bool:
+        try:
+            return root is not None and (Path(f.filename).resolve() == root or root in Path(f.filename).resolve().parents)
+        except OSError:
+            return False
+    mine = [f for f in frames if in_plugin(f)]
+    hook = mine[0].name if mine else None
+    raised_in_plugin = bool(frames) and in_plugin(frames[-1])
+    if hook is None or (hook == "read_raw" and not raised_in_plugin):
+        return describe_error(exc), None
+    where = f"{Path(mine[-1].filename).name}:{mine[-1].lineno}"
+    return (f"plugin {plugin.name!r} failed in {hook} ({where}): {describe_error(exc)}",
+            "".join(traceback.format_exception(exc)))
+
+
+class SubjectFiles:
+    """The images of one subject: written only where sd may write (see :mod:`sd_core.owned`).
+
+    Paths sd wrote before (the subject's last state, or its intent log after a killed run) may
+    be replaced; any other file in the way fails the recording with an error naming it."""
+
+    def __init__(self, out: Path, subject: str, previous: Mapping[str, str | None]) -> None:
+        self.out = out
+        self.log = layout.subject_log(out, subject)
+        self.known: dict[str, str | None] = {**dict(previous), **{r: None for r in self.log.read()}}
+        self.written: dict[str, str] = {}
+
+    def write(self, rel: str, data: bytes) -> None:
+        check_replaceable(self.out, rel, self.known)
+        self.log.add(rel)
+        self.known[rel] = None
+        atomic_write_bytes(self.out / rel, data)
+        self.written[rel] = sha256_bytes(data)
+
+    def record(self) -> dict[str, str]:
+        """Every image of the subject sd wrote and that is still there, with its hash."""
+        files = {}
+        for rel, digest in self.known.items():
+            if rel in self.written:
+                files[rel] = self.written[rel]
+            elif (self.out / rel).is_file():
+                files[rel] = digest or sha256_file(self.out / rel)
+        return dict(sorted(files.items()))
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -57,8 +132,8 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], options) -> tuple[np.ndarray, float, float]:
-    """(channels × samples in µV, sampling rate, start time in s) of the recording's span."""
+def _open(plugin: DatasetPlugin, rec: Recording, channels: list[str], options):
+    """(raw, picks, sampling rate) of a recording, its image channels picked by name."""
     from sd_core.channels import match_channels
 
     raw = plugin.read_raw(rec, options)
@@ -69,10 +144,11 @@ def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], option
     if hit:
         raise DatasetError(f"{rec.path.name}: channel(s) {', '.join(hit)} marked bad in the recording's "
                            "metadata; recording skipped")
-    fs = float(raw.info["sfreq"])
-    n_times = int(raw.n_times)
-    start = 0 if rec.start is None else int(round(rec.start * fs))
-    stop = n_times if rec.stop is None else int(round(rec.stop * fs))
+    return raw, picks, float(raw.info["sfreq"])
+
+
+def _check_span(rec: Recording, start: int, stop: int, n_times: int, fs: float) -> int:
+    """``stop`` clipped to the recording; refuses spans that do not fit it."""
     if stop > n_times + fs:  # more than a second missing: a truncated file, not rounding
         raise DatasetError(f"{rec.path.name}: span {rec.start}–{rec.stop} s runs past the end of the "
                            f"recording ({n_times / fs:.1f} s); the file may be truncated")
@@ -80,20 +156,96 @@ def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], option
     if start >= stop:
         raise SdError(f"{rec.path.name}: span {rec.start}–{rec.stop} s is outside the recording "
                       f"({n_times / fs:.1f} s)")
-    data = raw.get_data(picks=picks, start=start, stop=stop) * 1e6
+    return stop
+
+
+def _get(raw, picks, start: int, stop: int, rec: Recording, units: str) -> np.ndarray:
+    from sd_core.preprocess.params import UNIT_FACTORS
+
+    data = raw.get_data(picks=picks, start=start, stop=stop)
+    if units != "V":
+        data = data * UNIT_FACTORS[units]
     if not np.all(np.isfinite(data)):
         raise SdError(f"{rec.path.name}: the recording contains NaN or infinite samples")
-    return data, fs, start / fs
+    return data
 
 
-def process_recording(job: SubjectJob, rec: Recording, plan) -> list[dict[str, Any]]:
-    from sd_core.signal import make_windows, resample, window_starts
+def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], options,
+              units: str = "uV") -> tuple[np.ndarray, float, float]:
+    """(channels × samples in ``units`` ("uV" or "V"), sampling rate, start time in s) of the
+    recording's span, at the file's rate."""
+    raw, picks, fs = _open(plugin, rec, channels, options)
+    n_times = int(raw.n_times)
+    start = 0 if rec.start is None else int(round(rec.start * fs))
+    stop = n_times if rec.stop is None else int(round(rec.stop * fs))
+    stop = _check_span(rec, start, stop, n_times, fs)
+    return _get(raw, picks, start, stop, rec, units), fs, start / fs
+
+
+#: Signal read on each side of a span before decimating it (seconds): the IIR filter's start-up
+#: transient dies out well within it, so the span's samples are those of the whole file decimated.
+DECIMATE_MARGIN_S = 10.0
+
+
+def read_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, Any],
+                   options) -> tuple[np.ndarray, float, list[str]]:
+    """(channels × samples at ``params["fs"]`` in ``params["units"]``, start time in s, notes).
+
+    ``resample = "decimate"`` with an integer rate ratio q does what the original did: the
+    whole recording decimated (``scipy.signal.decimate``), a span cut from it at
+    ``int(start · fs)`` … ``int(stop · fs)``; only the span and a margin of
+    :data:`DECIMATE_MARGIN_S` around it are read, from a sample that is a multiple of q.  Other
+    ratios, and ``resample = "poly"``, resample the span with the polyphase resampler.
+    """
+    from sd_core.signal import decimate, decimation_factor, resample
+
+    fs, units, method = float(params["fs"]), params["units"], params["resample"]
+    raw, picks, fs_in = _open(plugin, rec, params["channels"], options)
+    n_times = int(raw.n_times)
+    q = decimation_factor(fs_in, fs) if method == "decimate" else None
+    notes = []
+    if q is None:
+        start = 0 if rec.start is None else int(round(rec.start * fs_in))
+        stop = n_times if rec.stop is None else int(round(rec.stop * fs_in))
+        stop = _check_span(rec, start, stop, n_times, fs_in)
+        data = resample(_get(raw, picks, start, stop, rec, units), fs_in, fs, "poly")
+        if method == "decimate" and fs_in != fs:
+            notes.append(f"{rec.path.name}: {fs_in:g} Hz → {fs:g} Hz is not an integer ratio (the original "
+                         "refused it): resampled with the polyphase resampler")
+        return data, start / fs_in, notes
+    n_out = -(-n_times // q)  # samples of the whole recording decimated
+    i0 = 0 if rec.start is None else int(rec.start * fs)
+    i1 = n_out if rec.stop is None else int(rec.stop * fs)
+    _check_span(rec, i0 * q, i1 * q, n_times, fs_in)
+    i1 = min(i1, n_out)
+    margin = 0 if q == 1 else int(math.ceil(DECIMATE_MARGIN_S * fs))
+    a = max(0, i0 - margin)
+    b = min(n_times, (i1 + margin) * q)
+    data = decimate(_get(raw, picks, a * q, b, rec, units), q)
+    return data[:, i0 - a : i1 - a], i0 / fs, notes
+
+
+def process_recording(job: SubjectJob, rec: Recording, plan=None,
+                      notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The images and metadata rows of one recording.
+
+    The spectrogram plan follows from ``job.params`` and the number of channels found (it
+    depends on the file where the channel list holds ``"*"``); ``plan`` is not used.  What the
+    run did differently from the original project (a non-integer rate ratio, a hop the
+    original's rule could not give) is appended to ``notes``.
+    """
+    from sd_core.preprocess.params import fixed_channel_count, spectrogram_plan
+    from sd_core.signal import make_windows, window_starts
     from sd_core.spectrogram import spectrogram_images
 
     p = job.params
     fs, nsamps = p["fs"], p["nsamps"]
-    data, fs_in, t0 = read_span(job.plugin, rec, p["channels"], job.options)
-    data = resample(data, fs_in, fs)
+    data, t0, said = read_resampled(job.plugin, rec, p, job.options)
+    plan = spectrogram_plan(p, data.shape[0])
+    if notes is not None:
+        notes += [f"{job.subject.id}/{rec.id}: {n}" for n in said]
+        if plan.note and fixed_channel_count(p["channels"]) is None:
+            notes.append(f"{job.subject.id}/{rec.id}: {data.shape[0]} channels: {plan.note}")
     starts = window_starts(data.shape[1], nsamps, p["overlap"])
     spans = [(round(t0 + s / fs, 6), round(t0 + (s + nsamps) / fs, 6)) for s in starts]
     labels = job.plugin.label_windows(rec, spans, job.options) if spans else []
@@ -110,31 +262,55 @@ def process_recording(job: SubjectJob, rec: Recording, plan) -> list[dict[str, A
         images = spectrogram_images(make_windows(data, starts[idx], nsamps), plan)
         for i, image in zip(idx, images):
             rel = layout.image_rel_path(job.split, subject.id, rec.id, i)
-            atomic_write_bytes(job.out / rel, png_bytes(image))
+            job.files.write(rel, png_bytes(image))
             row = {"file_name": rel, **base, **labels[i], "window": i, "start": spans[i][0]}
             row["caption"] = job.plugin.caption(row)
             rows.append(row)
     return rows
 
 
+def previous_files(out: Path, subject: str) -> dict[str, str | None]:
+    path = layout.subject_state_path(out, subject)
+    if not path.is_file():
+        return {}
+    try:
+        return layout.subject_files(layout.read_json(path))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SdError(f"{path}: not a subject state written by sd") from None
+
+
+def write_state(job: SubjectJob, result: SubjectResult, rows: list, files: Mapping[str, str | None]) -> None:
+    layout.write_json(layout.subject_state_path(job.out, result.subject), {
+        "subject": result.subject, "split": result.split, "status": result.status,
+        "images": result.images, "errors": result.errors, "notes": result.notes,
+        "tracebacks": result.tracebacks, "fault": result.fault, "rows": rows, "files": dict(files),
+    })
+
+
 def process_subject(job: SubjectJob) -> SubjectResult:
-    """Make every image of one subject and record the outcome in its state file."""
+    """Make every image of one subject and record the outcome in its state file.
+
+    Stale temporary files are cleaned by the runner once, before workers start: here they may
+    belong to another worker's subject in flight."""
     from sd_core.spectrogram import plan_spectrogram
 
     p = job.params
     plan = plan_spectrogram(len(p["channels"]), p["nsamps"], p["resolution"], p["bins"])
     sid = job.subject.id
-    layout.remove_stale_temporaries(job.out / job.split / sid)
-    layout.remove_stale_temporaries(layout.subject_state_path(job.out, sid).parent)
+    job.files = SubjectFiles(job.out, sid, previous_files(job.out, sid))
 
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     notes: list[str] = []
+    tracebacks: list[str] = []
     for rec in job.subject.recordings:
         try:
-            got = process_recording(job, rec, plan)
-        except Exception as exc:  # one bad recording never stops the others
-            errors.append(f"{sid}/{rec.id}: {describe_error(exc)}")
+            got = process_recording(job, rec, plan, notes)
+        except (Exception, SystemExit) as exc:  # one bad recording never stops the others
+            line, tb = describe_failure(exc, job.plugin)
+            errors.append(f"{sid}/{rec.id}: {line}")
+            if tb:
+                tracebacks.append(f"{sid}/{rec.id}:\n{tb}")
             continue
         if not got:
             notes.append(f"{sid}/{rec.id}: no windows (shorter than one window, or none kept)")
@@ -142,9 +318,18 @@ def process_subject(job: SubjectJob) -> SubjectResult:
     if not job.subject.recordings:
         errors.append(f"{sid}: no recordings found")
     status = "done" if not errors else ("partial" if rows else "failed")
-    result = SubjectResult(sid, job.split, status, len(rows), errors, notes)
-    layout.write_json(layout.subject_state_path(job.out, sid), {
-        "subject": sid, "split": job.split, "status": status, "images": len(rows),
-        "errors": errors, "notes": notes, "rows": rows,
-    })
+    result = SubjectResult(sid, job.split, status, len(rows), errors, notes, tracebacks, bool(tracebacks))
+    write_state(job, result, rows, job.files.record())
+    job.files.log.remove()
+    return result
+
+
+def record_failure(job: SubjectJob, message: str, tb: str | None = None) -> SubjectResult:
+    """The state of a subject whose worker failed: status "failed" with the real error, and the
+    images its earlier attempts wrote still listed as sd's (so that they can be replaced)."""
+    sid = job.subject.id
+    files = SubjectFiles(job.out, sid, previous_files(job.out, sid))
+    result = SubjectResult(sid, job.split, "failed", 0, [f"{sid}: {message}"], [], [tb] if tb else [], True)
+    write_state(job, result, [], files.record())
+    files.log.remove()
     return result
