@@ -207,3 +207,30 @@ def test_generate_names_a_damaged_run_file(diffusion_parts, tmp_path, target):
     name = run / target if target.endswith(("json", "conditioning.safetensors")) else run / "unet"
     one_line_error(res, name)
     assert not marker.exists()
+
+
+def test_generate_overwrite_deletes_only_what_it_wrote(diffusion_parts, tmp_path):
+    work, _ = diffusion_parts
+    out = tmp_path / "gen"
+    args = ["generate", str(work / "full"), "--n", "4", "--steps", "2", "--out", str(out)]
+    assert run_sd(*args, cwd=tmp_path, env=ONE_THREAD).returncode == 0
+    mine = {out / "train" / "notes.txt": "notes\n", out / "test" / "test_mycode.py": "x = 1\n",
+            out / ".sd" / "mine.txt": "mine\n"}
+    for path, text in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    res = run_sd(*args, cwd=tmp_path, env=ONE_THREAD)
+    assert res.returncode == 1 and "--overwrite" in res.stderr
+    res = run_sd(*args, "--overwrite", "--n", "2", cwd=tmp_path, env=ONE_THREAD)
+    assert res.returncode == 0, res.stderr
+    for path, text in mine.items():
+        assert path.read_text() == text
+    assert len(list(out.rglob("*.png"))) == 2
+    # a user's metadata.csv where a new set would go is refused by name
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metadata.csv").write_text("mine\n")
+    res = run_sd("generate", str(work / "full"), "--n", "2", "--steps", "2", "--out", str(other),
+                 cwd=tmp_path, env=ONE_THREAD)
+    one_line_error(res, other / "metadata.csv")
+    assert (other / "metadata.csv").read_text() == "mine\n" and not list(other.rglob("*.png"))

@@ -14,8 +14,8 @@ and the data set plugin's caption, so ``sd train`` and evaluation read them like
 
 from __future__ import annotations
 
+import io
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,26 +33,46 @@ def subject_name(spec: LabelSpec, item: dict) -> str:
     return "gen-" + ("-".join(values) if values else "any")
 
 
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse to mix with an existing data set unless --overwrite (which removes only ours)."""
-    from sd_core.data.sources import SPLITS
+def _records(out: Path):
+    """The manifest and intent log of a generated folder (see sd_core.owned)."""
+    from sd_core.owned import STATE_DIR, IntentLog, Manifest
+    from sd_core.preprocess.layout import read_json
+
+    legacy: list[str] = []
+    if (out / GENERATION).is_file() and not (out / STATE_DIR).exists():  # written by an older sd
+        try:
+            split = read_json(out / GENERATION)["split"]
+            from sd_core.data.sources import Source, read_metadata
+
+            legacy = [GENERATION, "metadata.csv", f"{split}-metadata.csv",
+                      *(r["file_name"] for r in read_metadata(Source(out)))]
+        except Exception:
+            legacy = []
+    return Manifest(out, legacy=legacy), IntentLog(out / STATE_DIR / "generate.writing")
+
+
+def prepare_output(out: Path, overwrite: bool, split: str = "train") -> None:
+    """Refuse to mix with an existing data set unless --overwrite, which deletes only the files
+    sd wrote there (a user's own files stay; one changed since sd wrote it stops the deletion)."""
+    from sd_core.owned import remove_files
 
     if not out.exists():
         return
-    ours = [out / s for s in SPLITS] + [out / f"{s}-metadata.csv" for s in SPLITS] + \
-        [out / "metadata.csv", out / GENERATION]
-    present = [p for p in ours if p.exists()]
-    if present and not overwrite:
-        raise SdError(f"{out} already holds a data set ({present[0].name}); choose another --out or "
-                      "pass --overwrite to replace it")
-    if present and (out / "preprocess.json").exists():
+    if (out / "preprocess.json").exists():
         raise SdError(f"{out} holds preprocessed real data (preprocess.json); write generated data "
                       "elsewhere")
-    for p in present:
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+    manifest, log = _records(out)
+    known = {**manifest.files, **{r: None for r in log.read()}}
+    present = sorted(r for r in known if (out / r).exists())
+    if present and not overwrite:
+        raise SdError(f"{out} already holds a generated data set ({present[0]}); choose another --out or "
+                      "pass --overwrite to replace it (only files sd wrote are deleted)")
+    for rel in (f"{split}-metadata.csv", "metadata.csv", GENERATION):
+        manifest.check(rel)  # before anything is deleted or sampled
+    if present:
+        remove_files(out, known)
+    manifest.forget(list(manifest.files))
+    log.remove()
 
 
 def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = (), balanced: bool = False,
@@ -68,12 +88,13 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     from sd_core.diffusion.plans import label_tensors, plan
     from sd_core.diffusion.rows import caption, label_row
     from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
-    from sd_core.io import atomic_open, atomic_write_text
+    from sd_core.io import atomic_write_bytes
+    from sd_core.owned import sha256_bytes
     from sd_core.preprocess.layout import (
         csv_text,
+        dumps_json,
         image_rel_path,
         metadata_columns,
-        write_json,
     )
 
     if registry is None:
@@ -82,7 +103,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         registry = get_registry()
     spec = spec or check_run(run)
     items = plan(spec, n, conditions, balanced, seed, dataset)
-    prepare_output(out, overwrite)
+    prepare_output(out, overwrite, split)
     loaded = load_run(run, device)
     sched = make_scheduler(scheduler, loaded.scheduler_config)
 
@@ -116,11 +137,17 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
                         progress=lambda k: bar.advance(task, k))
     seconds = time.perf_counter() - t0
     pixels = to_uint8(images).numpy()
+    manifest, log = _records(out)
+    for rel in (f"{split}-metadata.csv", "metadata.csv", GENERATION, *(r["file_name"] for r in rows)):
+        manifest.check(rel)  # a user's file in the way stops before anything is written
     for row, img in zip(rows, pixels):
-        path = out / row["file_name"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as fh:
-            Image.fromarray(np.ascontiguousarray(img)).save(fh, format="PNG")
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
+        log.add(row["file_name"])
+        atomic_write_bytes(out / row["file_name"], buf.getvalue())
+        manifest.files[row["file_name"]] = sha256_bytes(buf.getvalue())
+    manifest.save()
+    log.remove()
 
     own: list[str] = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
@@ -129,14 +156,14 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         except SdError:
             pass
     columns = metadata_columns(own, rows)
-    atomic_write_text(out / f"{split}-metadata.csv", csv_text(columns, rows))
-    atomic_write_text(out / "metadata.csv", csv_text(columns, rows))
+    manifest.write_text(f"{split}-metadata.csv", csv_text(columns, rows))
+    manifest.write_text("metadata.csv", csv_text(columns, rows))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["subject"]] = counts.get(r["subject"], 0) + 1
-    write_json(out / GENERATION, {"run": str(run), "n": n, "images": len(rows), "steps": steps,
+    manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
                                   "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
                                   "balanced": balanced, "conditions": [dict(c) for c in conditions],
                                   "image_size": spec.image_size, "datasets": spec.datasets,
-                                  "seconds": round(seconds, 3), "per_subject": counts})
+                                  "seconds": round(seconds, 3), "per_subject": counts}))
     return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}
