@@ -204,3 +204,25 @@ def test_merge_after_a_failed_subject(raw, tmp_path, monkeypatch):
     res = preprocess_dataset(sd_badeeg.BadEEG(), raw, out, prep(), CHANNELS, OPTIONS, workers=2)
     assert res.merged and len(res.faults) == 4
     assert merge_dataset(sd_badeeg.BadEEG(), out) == {"train": 0, "val": 0, "test": 0}
+
+
+# -- sd demo ------------------------------------------------------------------------------------
+
+def test_demo_never_writes_into_a_users_folders(tmp_path):
+    work = tmp_path / "project"
+    raw = work / "raw" / "math"
+    raw.mkdir(parents=True)
+    (raw / "Subject00_1.edf").write_bytes(b"my real recording")
+    (raw / "subject-info.csv").write_text("mine\n")
+    res = run_sd("demo", "--workdir", str(work), "-d", "math", "--skip-training")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert f"{work} holds files the demo did not write" in " ".join(res.stderr.split())
+    assert (raw / "Subject00_1.edf").read_bytes() == b"my real recording"
+    # inside the demo's own folder, a raw folder the user made is still not written into
+    (work / ".sd-demo").write_text("")
+    res = run_sd("demo", "--workdir", str(work), "-d", "math", "--skip-training")
+    assert res.returncode == 1
+    assert f"{raw} holds files the demo did not write" in " ".join(res.stdout.split())
+    assert (raw / "Subject00_1.edf").read_bytes() == b"my real recording"
+    assert (raw / "subject-info.csv").read_text() == "mine\n"
+    assert sorted(p.name for p in raw.iterdir()) == ["Subject00_1.edf", "subject-info.csv"]

@@ -16,13 +16,35 @@ from sd_core.cli.output import console, table
 DEMO_PREPROCESS = {"fs": 125.0, "nsamps": 500, "overlap": 0.5, "resolution": 128, "bins": "log",
                    "splits": {"train": 0.5, "val": 0.25, "test": 0.25}, "seed": 0}
 DONE_MARKER = ".sd-demo-complete"
+#: Written first into every folder the demo creates; the demo writes only where it finds it.
+OWNER_MARKER = ".sd-demo"
+
+
+def claim_folder(folder: Path, what: str) -> None:
+    """Make ``folder`` the demo's: create it (with its marker), or accept it when it carries the
+    marker (or an older demo's completion marker) or is empty. Anything else is a user's folder,
+    which the demo never writes into."""
+    from sd_core.errors import SdError
+
+    if (folder / OWNER_MARKER).is_file() or (folder / DONE_MARKER).is_file():
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        legacy = folder.is_dir() and any(folder.glob(f"raw/*/{DONE_MARKER}"))
+        if not legacy:
+            raise SdError(f"{folder} holds files the demo did not write; sd demo writes its {what} "
+                          f"only into folders it created (marked {OWNER_MARKER}); choose a new or "
+                          "empty folder with --workdir")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER_MARKER).write_text("created by sd demo; it may write and replace files here\n")
 
 
 def write_demo_raw(plugin, root: Path, seed: int) -> bool:
-    """Write the plugin's demo data set once; returns False if it was already there."""
+    """Write the plugin's demo data set once, only into a folder the demo created; returns False
+    if it was already there."""
     marker = root / DONE_MARKER
     if marker.exists():
         return False
+    claim_folder(root, "raw recordings")
     plugin.write_demo(root, seed=seed)
     marker.write_text("written by sd demo\n")
     return True
@@ -96,6 +118,7 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
 
     c = console()
     work = Path(workdir).resolve()
+    claim_folder(work, "raw data, processed data, runs and report")
     reg = get_registry()
     names = list(only) or [n for n, p in reg.datasets.items() if p.has_demo]
     for n in names:
