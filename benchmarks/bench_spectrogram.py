@@ -24,13 +24,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sd_core.spectrogram import (
-    _blas_thread_api,
-    _log_basis,
-    _n_threads,
-    plan_spectrogram,
-    spectrogram_images,
-)
+from sd_core.spectrogram import plan_spectrogram, spectrogram_images
+from sd_core.spectrogram.basis import log_basis
+from sd_core.spectrogram.threads import blas_threads, n_threads
 
 
 class DenseReference:
@@ -60,7 +56,7 @@ class DenseReference:
             spec[:, 0] = abs(xc.sum()) / math.sqrt(ns)
             db = np.maximum(20.0 * np.log10(spec + 1e-9), -100.0)
             lo, hi = db.min(), db.max()
-            u = np.zeros_like(db) if hi == lo else np.rint((db - lo) * (255.0 / (hi - lo)))
+            u = np.zeros_like(db) if hi == lo else (db - lo) / (hi - lo) * 255.0  # truncated
             img[:, x0 + ch * F : x0 + (ch + 1) * F] = u.T[::-1].astype(np.uint8)
         return img
 
@@ -92,8 +88,8 @@ def main(argv=None) -> int:
 
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
-        f"engine threads {_n_threads()}, OpenBLAS thread control "
-        f"{'found' if _blas_thread_api() else 'not found'}"
+        f"engine threads {n_threads()}, BLAS threads (threadpoolctl) "
+        f"{blas_threads() or 'not found'}"
     )
     rng = np.random.default_rng(args.seed)
     xs = rng.standard_normal((args.windows, args.channels, args.nsamps))
@@ -105,7 +101,7 @@ def main(argv=None) -> int:
     for R in args.resolutions:
         plan = plan_spectrogram(args.channels, args.nsamps, R)
         t0 = time.perf_counter()
-        _log_basis(R)
+        log_basis(R)
         t_basis = time.perf_counter() - t0
         ref = DenseReference(args.channels, args.nsamps, R)
         t_eng, got = best_time(lambda plan=plan: spectrogram_images(xs, plan), args.repeats)

@@ -30,26 +30,37 @@ EDF = Path(__file__).resolve().parents[1].parent / "shared/data/real/edf/test_re
 # --------------------------------------------------------------------------- reference
 
 
-def ref_hop(C: int, nsamps: int, R: int) -> int:
-    hop = 1
-    while C * (1 + nsamps // hop) > R:
-        hop += 1
-    return hop
+def ref_hop(C: int, nsamps: int, R: int, rule: str = "original", m: int = 4) -> int:
+    """"smallest": the smallest hop with C * F <= R.  "original": the smallest multiple of m
+    with nsamps / hop <= floor(R / C); then, where C * F > R or nsamps % hop > 2R - 1, the
+    next multiple with neither (or, if none has both, the next with C * F <= R)."""
+    if rule == "smallest":
+        hop = 1
+        while C * (1 + nsamps // hop) > R:
+            hop += 1
+        return hop
+    hop = m
+    while nsamps / hop > R // C:
+        hop += m
+    candidates = range(hop, max(hop, nsamps + m) + 1, m)
+    both = [h for h in candidates if C * (1 + nsamps // h) <= R and nsamps % h <= 2 * R - 1]
+    return both[0] if both else next(h for h in candidates if C * (1 + nsamps // h) <= R)
 
 
-def _to_u8(db: np.ndarray) -> np.ndarray:
+def _to_u8(db: np.ndarray, rounding: str = "truncate") -> np.ndarray:
     lo, hi = db.min(), db.max()
     if hi - lo <= 1e-9:  # constant strip (a spread this small is rounding noise)
         return np.zeros(db.shape, dtype=np.uint8)
-    return np.rint((db - lo) / (hi - lo) * 255.0).astype(np.uint8)
+    v = (db - lo) / (hi - lo) * 255.0
+    return (np.rint(v) if rounding == "nearest" else v).astype(np.uint8)
 
 
-def reference_db(x: np.ndarray, R: int, bins: str = "log") -> list[np.ndarray]:
+def reference_db(x: np.ndarray, R: int, bins: str = "log", hop: str = "original", m: int = 4) -> list[np.ndarray]:
     """The definition, directly: x (C, nsamps) -> per channel the dB strip (R rows, F frames),
     row 0 = DC / 0 cycles per sample (not yet flipped)."""
     x = np.asarray(x, dtype=np.float64)
     C, ns = x.shape
-    hop = ref_hop(C, ns, R)
+    hop = ref_hop(C, ns, R, hop, m)
     n = 2 * R - 1
     F = 1 + ns // hop
     m = np.arange(n)
@@ -92,14 +103,15 @@ def reference_db(x: np.ndarray, R: int, bins: str = "log") -> list[np.ndarray]:
     return strips
 
 
-def reference_image(x: np.ndarray, R: int, bins: str = "log") -> np.ndarray:
+def reference_image(x: np.ndarray, R: int, bins: str = "log", hop: str = "original", m: int = 4,
+                    rounding: str = "truncate") -> np.ndarray:
     """The definition, directly: x (C, nsamps) float64 -> (R, R) uint8."""
-    strips = reference_db(x, R, bins)
+    strips = reference_db(x, R, bins, hop, m)
     C, F = len(strips), strips[0].shape[1]
     image = np.zeros((R, R), dtype=np.uint8)
     x0 = (R - C * F) // 2
     for ch, db in enumerate(strips):
-        image[:, x0 + ch * F : x0 + (ch + 1) * F] = _to_u8(db)[::-1]  # DC at the bottom
+        image[:, x0 + ch * F : x0 + (ch + 1) * F] = _to_u8(db, rounding)[::-1]  # DC at the bottom
     return image
 
 
@@ -123,10 +135,41 @@ def eeg() -> np.ndarray:
 
 
 def test_plan_512_20_channels_2000_samples():
-    plan = plan_spectrogram(20, 2000, 512)
+    plan = plan_spectrogram(20, 2000, 512, hop="smallest")
     assert (plan.hop, plan.n_frames, plan.width, plan.window_length) == (81, 25, 500, 1023)
     assert plan.x_offset == 6
-    assert plan.bins == "log"
+    assert plan.bins == "log" and plan.note == ""
+
+
+def test_plan_original_hop_rule_at_the_defaults():
+    # 2000 / hop <= floor(256 / 20) = 12: hop >= 166.7, the next multiple of 4 (and of 8) is 168
+    for m in (4, 8):
+        plan = plan_spectrogram(20, 2000, 256, hop_multiple=m)
+        assert (plan.hop, plan.n_frames, plan.width, plan.note) == (168, 12, 240, "")
+    assert plan_spectrogram(20, 2000, 256, hop="smallest").hop == 167
+
+
+def test_plan_where_the_original_rule_breaks_takes_the_next_multiple():
+    # R = 512: the rule gives 80, 26 frames x 20 channels = 520 > 512 (the original asserts)
+    plan = plan_spectrogram(20, 2000, 512, hop_multiple=4)
+    assert (plan.hop, plan.n_frames) == (84, 24)
+    assert "80" in plan.note and "520" in plan.note and "84" in plan.note
+    # R = 128: the rule gives 336, 2000 mod 336 = 320 > 255 (negative padding)
+    plan = plan_spectrogram(20, 2000, 128, hop_multiple=8)
+    assert (plan.hop, plan.n_frames) == (352, 6) and 2000 % 352 <= 255
+    assert "336" in plan.note and "negative padding" in plan.note
+
+
+@pytest.mark.parametrize("m", [1, 4, 8])
+@pytest.mark.parametrize("C", [1, 3, 7, 20, 64])
+@pytest.mark.parametrize("ns", [1, 5, 100, 777, 2000, 3072])
+@pytest.mark.parametrize("R", [16, 64, 128, 256, 512])
+def test_plan_original_rule_matches_reference(C, ns, R, m):
+    if C > R:
+        return
+    plan = plan_spectrogram(C, ns, R, hop_multiple=m)
+    assert plan.hop == ref_hop(C, ns, R, "original", m)
+    assert plan.hop % m == 0 and plan.width == C * plan.n_frames <= R
 
 
 @pytest.mark.parametrize("C", [1, 2, 3, 7, 20, 64])
@@ -135,8 +178,8 @@ def test_plan_512_20_channels_2000_samples():
 def test_plan_hop_is_the_smallest_that_fits(C, ns, R):
     if C > R:
         return
-    plan = plan_spectrogram(C, ns, R)
-    assert plan.hop == ref_hop(C, ns, R)
+    plan = plan_spectrogram(C, ns, R, hop="smallest")
+    assert plan.hop == ref_hop(C, ns, R, "smallest")
     assert plan.n_frames == 1 + ns // plan.hop
     assert plan.width == C * plan.n_frames <= R
     assert plan.x_offset == (R - plan.width) // 2
@@ -183,14 +226,40 @@ RANDOM_CASES = [
 ]
 
 
+STYLES = [  # (hop rule, hop multiple, rounding): the original's (m = 4, 8) and sd's options
+    ("original", 4, "truncate"),
+    ("original", 8, "truncate"),
+    ("smallest", 1, "nearest"),
+]
+
+
+@pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("bins", BINS)
 @pytest.mark.parametrize("C,ns,R", RANDOM_CASES)
-def test_random_signals_match_reference(C, ns, R, bins):
+def test_random_signals_match_reference(C, ns, R, bins, style):
+    hop, m, rounding = style
     rng = np.random.default_rng(C * 1000 + ns + R)
     x = rng.standard_normal((C, ns)) * rng.uniform(0.1, 10.0, size=(C, 1)) + rng.normal(size=(C, 1))
-    got = spectrogram_image(x, R, bins)
+    got = spectrogram_image(x, R, bins, hop=hop, hop_multiple=m, rounding=rounding)
     assert got.shape == (R, R) and got.dtype == np.uint8
-    assert max_diff(got, reference_image(x, R, bins)) <= 1
+    assert max_diff(got, reference_image(x, R, bins, hop, m, rounding)) <= 1
+
+
+def identical_share(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b))
+
+
+@pytest.mark.parametrize("bins", BINS)
+@pytest.mark.parametrize("R", [64, 128, 256, 512])
+def test_real_eeg_in_volts_is_identical_on_999_of_1000_pixels(eeg, R, bins):
+    # the original's units (volts: the -100 dB floor decides part of the picture), truncation
+    for m in (4, 8):
+        for ch0, s0 in ((0, 0), (60, 1000)):
+            x = eeg[ch0 : ch0 + 20, s0 : s0 + 2000]
+            got = spectrogram_image(x, R, bins, hop_multiple=m)
+            ref = reference_image(x, R, bins, "original", m)
+            assert max_diff(got, ref) <= 1
+            assert identical_share(got, ref) >= 0.999, (m, ch0)
 
 
 @pytest.mark.parametrize("bins", BINS)
@@ -295,13 +364,13 @@ def test_lone_impulse_strip_is_constant(bins):
 
 
 def test_blas_threads_restored():
-    from sd_core import spectrogram as sp
+    from sd_core.spectrogram.threads import blas_threads
 
-    api = sp._blas_thread_api()
-    before = api[0]() if api else None
+    before = blas_threads()
+    assert before, "threadpoolctl finds numpy's BLAS"
     rng = np.random.default_rng(1)
     spectrogram_images(rng.standard_normal((12, 20, 2000)), plan_spectrogram(20, 2000, 512))
-    assert (api[0]() if api else None) == before
+    assert blas_threads() == before
 
 
 # --------------------------------------------------------------------------- properties

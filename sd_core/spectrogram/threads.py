@@ -1,0 +1,111 @@
+"""Threads of the engine: a pool that splits work over the cores, and BLAS kept to one thread.
+
+numpy releases the GIL in its loops and matrix products, so plain threads run in parallel.
+When each thread runs whole chunks (matrix products included), BLAS's own threads would only
+compete with ours: :func:`single_threaded_blas` limits them with ``threadpoolctl`` meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import lru_cache
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_LOCAL = threading.local()  # .inline: this thread already is one of the parallel workers
+
+
+def n_threads() -> int:
+    """Threads the engine uses: the cores this process may run on, at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def is_inline() -> bool:
+    return getattr(_LOCAL, "inline", False)
+
+
+def parallel(fn, n_items: int) -> None:
+    """Run ``fn(start, stop)`` over contiguous parts of ``range(n_items)``, one per core.
+
+    Inside a part, nested calls run inline.
+    """
+    global _POOL
+    parts = 1 if is_inline() else min(n_threads(), n_items)
+    if parts <= 1:
+        fn(0, n_items)
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="sd-spectrogram")
+        pool = _POOL
+    bounds = [n_items * i // parts for i in range(parts + 1)]
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    fn(bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()
+
+
+def run_inline(fn):
+    """``fn`` wrapped so that the calls it makes to :func:`parallel` run in its own thread."""
+
+    def wrapped(*args):
+        _LOCAL.inline = True
+        try:
+            return fn(*args)
+        finally:
+            _LOCAL.inline = False
+
+    return wrapped
+
+
+@lru_cache(maxsize=1)
+def _controller():
+    """threadpoolctl's view of the BLAS libraries loaded in this process (numpy's), or None."""
+    from threadpoolctl import ThreadpoolController
+
+    ctl = ThreadpoolController().select(user_api="blas")
+    return ctl if ctl.lib_controllers else None
+
+
+def blas_threads() -> list[int]:
+    """Current thread counts of the BLAS libraries (empty if none was found)."""
+    ctl = _controller()
+    return [lib.num_threads for lib in ctl.lib_controllers] if ctl else []
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMIT = None  # threadpoolctl's limiter while any user is inside
+
+
+@contextmanager
+def single_threaded_blas():
+    """BLAS on one thread while our own threads run whole chunks.
+
+    Yields False (and changes nothing) when threadpoolctl finds no BLAS library.  The limit is
+    process-wide: it is lifted when the last concurrent user leaves.
+    """
+    global _BLAS_USERS, _BLAS_LIMIT
+    ctl = _controller()
+    if ctl is None:
+        yield False
+        return
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            _BLAS_LIMIT = ctl.limit(limits=1)
+        _BLAS_USERS += 1
+    try:
+        yield True
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0:
+                _BLAS_LIMIT.restore_original_limits()
+                _BLAS_LIMIT = None
