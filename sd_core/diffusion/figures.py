@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sd_core.io import atomic_open
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sd_core.diffusion.labels import LabelSpec
+    from sd_core.diffusion.model import TextEncoder
 
 
 def _tile(img: np.ndarray, tile: int):
@@ -77,3 +82,21 @@ def loss_curve(history: Sequence[dict], path: Path, title: str = "diffusion trai
         fig.savefig(fh, format="png")
     plt.close(fig)
     return path
+
+
+def sample_grid(net, spec: LabelSpec, scheduler_config, path: Path, steps: int = 25, per_row: int = 4,
+                guidance: float = 2.0, seed: int = 0, registry: Any = None, text: TextEncoder | None = None,
+                device: Any = "cpu", title: str = "") -> Path:
+    """A labelled grid: one row per class combination, ``per_row`` samples each."""
+    from sd_core.diffusion.plans import grid_rows, label_tensors
+    from sd_core.diffusion.rows import caption, label_row
+    from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
+
+    rows = grid_rows(spec)
+    items = [{"dataset": spec.datasets[0], "labels": labels} for _, labels in rows for _ in range(per_row)]
+    labels = label_tensors(spec, items)
+    emb = text.encode([caption(label_row(spec, it), registry) for it in items]) if text else None
+    imgs = to_uint8(sample(net, make_scheduler("dpm", scheduler_config), labels, emb, steps=steps,
+                           guidance=guidance, seed=seed, device=device)).numpy()
+    grid = [(label, imgs[i * per_row:(i + 1) * per_row]) for i, (label, _) in enumerate(rows)]
+    return labelled_grid(grid, path, tile=max(48, min(96, spec.image_size)), title=title)

@@ -24,6 +24,7 @@ micro-batch ``step × grad_accum``, so it ends with the same weights as an unint
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 import os
 import shutil
 import time
@@ -299,6 +300,8 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             ema.copy_to(net.parameters())
         net.eval()
         try:
+            from sd_core.diffusion.figures import sample_grid
+
             return sample_grid(net, spec, noise_scheduler.config, run / "samples" / f"{checkpoint_name(step)}.png",
                                steps=tr["sample_solver_steps"], per_row=tr["samples_per_condition"],
                                guidance=tr["guidance"], seed=seed, registry=registry, text=text_encoder,
@@ -326,7 +329,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
                 labels = {k: v.to(acc.device) for k, v in labels.items()}
                 text = text_rows.to(acc.device) if text_rows is not None else None
                 x0 = batch["image"].to(acc.device)
-                ctx = acc.no_sync(model) if a < ga - 1 else _nullcontext()
+                ctx = acc.no_sync(model) if a < ga - 1 else nullcontext()
                 with ctx:
                     with acc.autocast():
                         loss = diffusion_loss(model, noise_scheduler, x0, labels, text, gen,
@@ -384,14 +387,6 @@ def _replace_dir(target: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _progress(console):
     from rich.progress import (
         BarColumn,
@@ -403,22 +398,3 @@ def _progress(console):
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, disable=console is None, transient=False)
-
-
-def sample_grid(net, spec: LabelSpec, scheduler_config, path: Path, steps: int = 25, per_row: int = 4,
-                guidance: float = 2.0, seed: int = 0, registry: Any = None, text: TextEncoder | None = None,
-                device: Any = "cpu", title: str = "") -> Path:
-    """A labelled grid: one row per class combination, ``per_row`` samples each."""
-    from sd_core.diffusion.figures import labelled_grid
-    from sd_core.diffusion.plans import grid_rows, label_tensors
-    from sd_core.diffusion.rows import caption, label_row
-    from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
-
-    rows = grid_rows(spec)
-    items = [{"dataset": spec.datasets[0], "labels": labels} for _, labels in rows for _ in range(per_row)]
-    labels = label_tensors(spec, items)
-    emb = text.encode([caption(label_row(spec, it), registry) for it in items]) if text else None
-    imgs = to_uint8(sample(net, make_scheduler("dpm", scheduler_config), labels, emb, steps=steps,
-                           guidance=guidance, seed=seed, device=device)).numpy()
-    grid = [(label, imgs[i * per_row:(i + 1) * per_row]) for i, (label, _) in enumerate(rows)]
-    return labelled_grid(grid, path, tile=max(48, min(96, spec.image_size)), title=title)
