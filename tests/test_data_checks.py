@@ -77,6 +77,26 @@ def test_16bit_cnt_without_a_sample_count_is_read_as_16bit(tmp_path):
     np.testing.assert_allclose(raw.get_data(picks=[0])[0] * 1e6, x32[0] * (2 / 204.8), atol=1e-9)
 
 
+def test_cnt_width_evidence_at_the_edges(tmp_path):
+    """A rough 32-bit recording (steps of up to 44 000 units: 20× the demo's EEG) is still 32-bit; a
+    16-bit recording that saturates from rail to rail with every other channel flat reads much like
+    a 32-bit one, and is refused rather than guessed."""
+    from sd_seed.cnt import read_header, write_cnt
+    from sd_seed.demo import CHANNELS
+
+    rough = seed_units(8.0, "quiet", seed=5) * 8 * 20
+    write_cnt(tmp_path / "rough.cnt", [rough], CHANNELS, 1000, bytes_per_sample=4, header_n_samples=-732)
+    h = read_header(tmp_path / "rough.cnt")
+    assert (h.bytes_per_sample, h.n_samples) == (4, 8000)
+    assert "are no multiple of 65536 units, and read as 16-bit no step does" in h.how
+    rails = np.clip(seed_units(8.0, "flat", seed=5) * 1000, -32768, 32767)
+    write_cnt(tmp_path / "rails.cnt", [rails], CHANNELS, 1000, bytes_per_sample=2, header_n_samples=0)
+    with pytest.raises(DatasetError, match=r'^rails.cnt: cannot tell whether samples are 16 or 32 bit .*'
+                                           r'set data_format = "int16" or "int32"'):
+        read_header(tmp_path / "rails.cnt")
+    assert read_header(tmp_path / "rails.cnt", "int16").n_samples == 8000
+
+
 def seed_root(root: Path, files: dict[str, np.ndarray], trials: str) -> Path:
     from sd_seed.cnt import write_cnt
     from sd_seed.demo import CHANNELS
@@ -102,8 +122,8 @@ def test_cnt_whose_width_cannot_be_told_stops_with_the_option_to_set(tmp_path):
     res = preprocess_dataset(plugin, root, out, small_prep(), list(plugin.channels), options)
     assert {r.subject: r.status for r in res.results} == {"1": "done", "2": "failed"}
     assert res.errors == [
-        '2/s1_t01: 2_1_20180811.cnt: cannot tell whether samples are 16 or 32 bit (the two readings look '
-        'alike: read as 16-bit 0.0 % of steps jump by half the 16-bit range or more, read as 32-bit 0.0 %; '
+        '2/s1_t01: 2_1_20180811.cnt: cannot tell whether samples are 16 or 32 bit (neither reading is '
+        'clearly wrong: read as 16-bit 0.0 % of steps jump by half the 16-bit range or more, read as 32-bit 0.0 %; '
         '1546 KiB looked at in 1 stretch(es) over the data); set data_format = "int16" or "int32" under '
         '[datasets.seed] in sd.toml']
     assert len(read_rows(out / "metadata.csv")) == 4  # subject 1: 10 s at 4-s windows every 2 s

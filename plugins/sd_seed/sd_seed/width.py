@@ -10,10 +10,14 @@ Each reading is judged by what real EEG never does, over stretches spread across
 
 - **jumps**: a channel that moves by half the 16-bit range (32768 units) or more from one sample to
   the next. Read as 32-bit, a 16-bit file does so whenever the neighbour in the high half changes
-  at all, or the channel in the low half changes sign. Read as 16-bit, a 32-bit file does so
-  whenever a value crosses a multiple of 65536 units (its low half wraps).
+  at all, or the channel in the low half changes sign, and then by nearly whole multiples of 65536
+  units (a 32-bit signal that is merely rough jumps by any amount). Read as 16-bit, a 32-bit file
+  jumps whenever a value crosses a multiple of 65536 units (its low half wraps).
 - **sign extension**: 32-bit values within ±32767 units have a high half that is exactly the sign
   of the low half (0 or −1). Sixteen-bit channels do not copy the sign of their neighbour.
+- **off-multiple jumps**: read as 32-bit, a 32-bit file that is rough jumps by any amount; a 16-bit
+  file only by nearly whole multiples of 65536 unless its own steps are large enough to jump by
+  32768 read as 16-bit.
 - **zig-zag**: read as 16-bit, a 32-bit file's "channels" alternate between two sources (two
   channels, or the low and high halves of one) from one sample to the next, so samples two apart
   are far closer than neighbours. A real channel is at least as close to its neighbour.
@@ -44,8 +48,11 @@ class _Counts:
     pos_ext: int = 0  # low half ≥ 0 and high half 0
     steps: dict = field(default_factory=lambda: {2: 0, 4: 0})
     jumps: dict = field(default_factory=lambda: {2: 0, 4: 0})
-    lag1: float = 0.0  # 16-bit reading: Σ (x[t+1] − x[t])²
-    lag2: float = 0.0  # 16-bit reading: Σ (x[t+2] − x[t])²
+    whole: int = 0  # 32-bit reading: jumps within 16384 units of a multiple of 65536
+    zigzag: list = field(default_factory=list)  # 16-bit reading, per channel and stretch: median
+    # |x[t+2] − x[t]| / median |x[t+1] − x[t]| (channels that do not move left out)
+    lanes: int = 0  # 16-bit reading: channels × stretches
+    flat: int = 0  # ... of which exactly constant
 
 
 def _block_samples(block: int, nbytes: int) -> int:
@@ -75,10 +82,17 @@ def _add(counts: _Counts, buf: bytes, c: int, block: int) -> None:
             continue
         d = np.diff(x, axis=1)
         counts.steps[nbytes] += d.size
-        counts.jumps[nbytes] += int((np.abs(d) >= HALF).sum())
+        big = d[np.abs(d) >= HALF]
+        counts.jumps[nbytes] += big.size
+        if nbytes == 4:
+            counts.whole += int((np.abs(big - 65536 * np.round(big / 65536)) < HALF // 2).sum())
         if nbytes == 2:
-            counts.lag1 += float((d.astype(np.float64) ** 2).sum())
-            counts.lag2 += float(((x[:, 2:] - x[:, :-2]).astype(np.float64) ** 2).sum())
+            m1 = np.median(np.abs(d), axis=1)
+            m2 = np.median(np.abs(x[:, 2:] - x[:, :-2]), axis=1)
+            moving = m1 + m2 > 0
+            counts.zigzag += list(m2[moving] / np.maximum(m1[moving], 0.5))
+            counts.lanes += x.shape[0]
+            counts.flat += int((np.ptp(x, axis=1) == 0).sum())
 
 
 def _pct(k: int, n: int) -> str:
@@ -119,15 +133,23 @@ def sample_width(path: Path, data_offset: int, n_channels: int, data_bytes: int,
         says32.append("read as 32-bit, the high half of "
                       f"{_pct(counts.neg_ext + counts.pos_ext, counts.pairs)} of values is the sign of "
                       "the low half")
-    if r16 >= 0.001 and r32 <= r16 / 2:
+    if r16 >= 0.001 and r32 <= r16 / 2 and counts.flat < 0.25 * counts.lanes:
+        # (with every other 16-bit channel flat, a 16-bit recording saturating from rail to rail
+        # reads like this too)
         says32.append(jumps)
-    if counts.lag1 > 0 and counts.lag2 < 0.5 * counts.lag1:
+    if j32 >= 100 and counts.whole <= 0.6 * j32 and r16 < 0.0001:
+        # rough, but not the way a 16-bit file read as 32-bit is: a 16-bit channel whose steps put
+        # 40 % of those jumps off a multiple of 65536 would itself jump by 32768 now and then
+        says32.append(f"read as 32-bit, {_pct(j32 - counts.whole, j32)} of the {_pct(j32, n32)} of steps "
+                      "that jump by half the 16-bit range or more are no multiple of 65536 units, and "
+                      "read as 16-bit no step does")
+    if counts.zigzag and float(np.median(counts.zigzag)) < 0.5:
         says32.append("read as 16-bit, channels zig-zag between two signals from sample to sample")
-    says16 = r32 >= 0.001 and r16 <= r32 / 10
+    says16 = r32 >= 0.001 and r16 <= r32 / 10 and counts.whole >= 0.9 * j32
     looked = f"{counts.pairs * 4 // 1024} KiB looked at in {len(starts)} stretch(es) over the data"
     if says32 and not says16:
         return 4, f"32-bit ({'; '.join(says32)}; {looked})"
     if says16 and not says32:
         return 2, f"16-bit ({jumps}; {looked})"
-    why = "the two readings look alike" if not says32 else "the evidence conflicts"
+    why = "neither reading is clearly wrong" if not says32 else "the evidence conflicts"
     return None, f"{why}: {jumps}; {looked}"
