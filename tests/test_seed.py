@@ -326,6 +326,9 @@ def test_every_window_carries_the_written_labels(demo, processed):
     info = json.loads((processed / "preprocess.json").read_text())
     assert all(s["status"] == "done" for s in info["subjects"].values())
     assert info["parameters"]["channels"] == [*TEN_TWENTY_19, "Oz"]
+    for s in info["subjects"].values():  # how the sample width was decided, once per session file
+        width = [n for n in s["notes"] if "-bit samples" in n]
+        assert len(width) == 1 and "16-bit samples" in width[0], s["notes"]
 
 
 def test_emotions_shift_band_power(processed):

@@ -203,7 +203,7 @@ def read_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     raw, picks, fs_in = _open(plugin, rec, params["channels"], options)
     n_times = int(raw.n_times)
     q = decimation_factor(fs_in, fs) if method == "decimate" else None
-    notes = []
+    notes = [str(n) for n in getattr(raw, "sd_notes", ())]  # how the plugin read the file
     if q is None:
         start = 0 if rec.start is None else int(round(rec.start * fs_in))
         stop = n_times if rec.stop is None else int(round(rec.stop * fs_in))
@@ -318,10 +318,23 @@ def process_subject(job: SubjectJob) -> SubjectResult:
     if not job.subject.recordings:
         errors.append(f"{sid}: no recordings found")
     status = "done" if not errors else ("partial" if rows else "failed")
+    notes = _once(notes)
     result = SubjectResult(sid, job.split, status, len(rows), errors, notes, tracebacks, bool(tracebacks))
     write_state(job, result, rows, job.files.record())
     job.files.log.remove()
     return result
+
+
+def _once(notes: list[str]) -> list[str]:
+    """Notes without repeats of one text for several recordings of a file (SEED-V's trials each
+    open their session's file): the first ``<subject>/<recording>: `` prefix is kept."""
+    seen, out = set(), []
+    for n in notes:
+        text = n.split(": ", 1)[-1]
+        if text not in seen:
+            seen.add(text)
+            out.append(n)
+    return out
 
 
 def record_failure(job: SubjectJob, message: str, tb: str | None = None) -> SubjectResult:
