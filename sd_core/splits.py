@@ -85,7 +85,13 @@ def read_split_file(path: Path, subjects: Sequence[str]) -> dict[str, str]:
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     if not rows or not {"subject", "split"} <= set(rows[0]):
         raise ConfigError(f"split file {path} needs a header with columns subject,split")
-    pinned = {r["subject"].strip(): r["split"].strip() for r in rows}
+    pinned: dict[str, str] = {}
+    for line, r in enumerate(rows, start=2):
+        sid, split = (r.get("subject") or "").strip(), (r.get("split") or "").strip()
+        if sid in pinned and pinned[sid] != split:
+            raise ConfigError(f"split file {path} line {line}: subject {sid} is assigned twice "
+                              f"({pinned[sid]} and {split})")
+        pinned[sid] = split
     bad = sorted({v for v in pinned.values() if v not in SPLIT_ORDER})
     if bad:
         raise ConfigError(f"split file {path}: unknown split(s) {', '.join(bad)}; allowed: train, val, test")

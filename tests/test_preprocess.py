@@ -100,7 +100,10 @@ def test_layout_metadata_and_labels(raw, reference):
     assert s0["caption"] == "an EEG spectrogram of a 20 year old, healthy, female subject"
 
     info = json.loads((reference / "preprocess.json").read_text())
-    assert info["parameters"]["fs"] == 125.0 and info["parameters"]["units"] == "uV"
+    assert info["parameters"]["fs"] == 125.0 and info["parameters"]["units"] == "V"
+    # 256 Hz -> 125 Hz is no integer factor: the polyphase resampler, said in the notes
+    notes = [n for s in info["subjects"].values() for n in s["notes"]]
+    assert len(notes) == 6 * 2 and all("not an integer ratio" in n for n in notes)
     assert {"sd-core", "numpy", "mne"} <= set(info["versions"])
     assert all(s["status"] == "done" for s in info["subjects"].values())
     assert sum(info["images"].values()) == len(meta)
@@ -126,7 +129,8 @@ def test_event_windows_look_different(reference):
 
 
 def test_images_are_the_engine_output_of_the_resampled_window(raw, reference):
-    """Recompute one image from the EDF by hand: MNE read, µV, resample 256→125, window, engine."""
+    """Recompute one image from the EDF by hand: MNE read (volts), resample 256→125 (polyphase: no
+    integer factor), window, engine (hop a multiple of 4, truncation)."""
     import mne
     from PIL import Image
 
@@ -136,7 +140,7 @@ def test_images_are_the_engine_output_of_the_resampled_window(raw, reference):
     r = rows(reference / "metadata.csv")[5]
     edf = mne.io.read_raw_edf(raw[0] / r["subject"] / f"{r['recording']}.edf", verbose="error")
     order = [edf.ch_names.index(f"EEG {c}") for c in sd_testeeg.CHANNELS]
-    x = resample(edf.get_data(picks=order) * 1e6, 256.0, 125.0)
+    x = resample(edf.get_data(picks=order), 256.0, 125.0, "poly")
     s = int(round(float(r["start"]) * 125))
     expected = spectrogram_image(x[:, s:s + 500], resolution=128)
     got = np.asarray(Image.open(reference / r["file_name"]))
@@ -305,6 +309,9 @@ def test_pinned_split_file(raw, tmp_path):
     preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, split_file=pin)
     got = {r["subject"]: r["split"] for r in rows(out / "metadata.csv")}
     assert got == {"S00": "test", "S01": "test", "S02": "val", "S03": "train", "S04": "train", "S05": "train"}
+    pin.write_text("subject,split\nS00,test\nS01,test\nS02,val\nS03,train\nS00,train\n")
+    with pytest.raises(SdError, match="line 6: subject S00 is assigned twice \\(test and train\\)"):
+        preprocess_dataset(PLUGIN, raw[0], tmp_path / "out3", prep(), CHANNELS, OPTIONS, split_file=pin)
     pin.write_text("subject,split\nS00,test\n")
     with pytest.raises(SdError, match="does not assign 5 subject"):
         preprocess_dataset(PLUGIN, raw[0], tmp_path / "out2", prep(), CHANNELS, OPTIONS, split_file=pin)
