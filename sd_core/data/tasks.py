@@ -2,7 +2,7 @@
 
 One data set: any task its plugins define. Several data sets: only tasks every one of them
 defines (same kind), or the canonical labels ``gender``, ``health`` and ``age``, which every
-metadata row carries. A row whose value is empty has no target for that task (it is masked out
+metadata row carries, or ``dataset`` (which data set a row comes from). A row whose value is empty has no target for that task (it is masked out
 of the loss and the metrics).
 """
 
@@ -16,6 +16,9 @@ from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CANONICAL_LABELS, CLASSIFICATION, REGRESSION
 
 MISSING_CLASS = -1
+#: A task every experiment may name: the data set of the row (classes: the experiment's data
+#: sets). A diffusion model conditioned on it generates rows of a chosen data set.
+DATASET_TASK = "dataset"
 
 #: kind of a canonical label when no plugin of the data sets defines it as a task
 CANONICAL_KINDS = {"gender": CLASSIFICATION, "health": CLASSIFICATION, "age": REGRESSION}
@@ -95,6 +98,10 @@ def resolve_tasks(names: Sequence[str], datasets: Sequence[str], registry: Any,
     rows = list(rows)
     out = []
     for name in names:
+        if name == DATASET_TASK:  # which data set a row comes from: every row says it
+            out.append(ResolvedTask(name, CLASSIFICATION, tuple(sorted(datasets)),
+                                    {ds: (DATASET_TASK,) for ds in datasets}))
+            continue
         defined = {ds: {t.name: t for t in registry.tasks_of(ds)}.get(name) for ds in datasets}
         missing = [ds for ds, t in defined.items() if t is None]
         if missing and name not in CANONICAL_LABELS:
@@ -103,7 +110,7 @@ def resolve_tasks(names: Sequence[str], datasets: Sequence[str], registry: Any,
                 raise ConfigError(f"{where}: unknown task {name!r} of data set {datasets[0]!r}; "
                                   f"allowed: {', '.join(allowed)}")
             common = set.intersection(*({t.name for t in registry.tasks_of(ds)} for ds in datasets))
-            allowed = sorted(common | set(CANONICAL_LABELS))
+            allowed = sorted(common | set(CANONICAL_LABELS) | {DATASET_TASK})
             raise ConfigError(
                 f"{where}: task {name!r} is not defined by data set(s) {', '.join(missing)}; across "
                 f"data sets only tasks all of them define or the canonical labels are allowed: "

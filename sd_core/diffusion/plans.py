@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sd_core.data.tasks import DATASET_TASK
 from sd_core.diffusion.labels import LabelSpec
 from sd_core.errors import SdError
 
@@ -81,16 +82,20 @@ def _dataset_for(spec: LabelSpec, combos: Sequence[dict], dataset: str | None) -
 
 
 def _complete(spec: LabelSpec, labels: dict[str, str], rng: random.Random, dataset: str | None) -> dict:
-    """Fill the regression conditions not given from the training rows with these labels."""
+    """Fill the regression conditions not given from the training rows with these labels, of
+    the row's data set (a ``dataset`` condition, ``dataset``, or the most common one): a row of
+    one data set never takes the age of another data set's subject."""
     cat = {k: v for k, v in labels.items() if k in {t.name for t in spec.categorical}}
     match = _matching(spec, cat) or spec.combos
+    ds = labels.get(DATASET_TASK) or _dataset_for(spec, match, dataset)
+    own = [c for c in match if c["dataset"] == ds] or [c for c in spec.combos if c["dataset"] == ds]
     out = dict(labels)
     for t in spec.continuous:
         if t.name not in out:
-            out[t.name] = _draw_value(rng, match, t.name)
+            out[t.name] = _draw_value(rng, own or match, t.name)
     for t in spec.categorical:
         out.setdefault(t.name, "")
-    return {"dataset": _dataset_for(spec, match, dataset), "labels": out}
+    return {"dataset": ds, "labels": out}
 
 
 def balanced_combos(spec: LabelSpec) -> list[dict[str, str]]:
