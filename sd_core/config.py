@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +45,14 @@ class Key:
 
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be greater than 0"
+
+
+def _finite_positive(v: Any) -> str | None:
+    import math
+
+    if not math.isfinite(v):
+        return "must be a finite number of Hz"
+    return _positive(v)
 
 
 def _non_negative(v: Any) -> str | None:
@@ -83,17 +92,40 @@ PATHS = {
 }
 
 PREPROCESS = {
-    "fs": Key((int, float), 250.0, "sampling rate (Hz) recordings are resampled to", check=_positive),
+    "fs": Key((int, float), 125.0, "sampling rate (Hz) recordings are resampled to", check=_finite_positive),
     "nsamps": Key((int,), 2000, "samples per window (after resampling)", check=_positive),
     "overlap": Key((int, float), 0.5, "overlap of consecutive windows, as a fraction (0 ≤ x < 1)",
                    check=_fraction),
     "resolution": Key((int,), 256, "image size R (R×R pixels)", check=_positive),
     "bins": Key((str,), "log", "frequency bins", choices=("log", "linear")),
-    "splits": Key((dict,), {"train": 0.7, "val": 0.15, "test": 0.15},
+    "splits": Key((dict,), {"train": 0.8, "val": 0.1, "test": 0.1},
                   "fractions of subjects per split", check=_splits),
     "seed": Key((int,), 0, "seed of the subject split"),
     "workers": Key((int,), 1, "worker processes", check=_positive),
+    # How images are made.  The defaults give the original project's images, pixel for pixel;
+    # each option below is one of sd's improvements, for models that need not match them.
+    "preset": Key((str,), "original",
+                  "original: images identical to the original project's (for models trained on them); "
+                  "improved: all four options below at sd's improved value, for new models "
+                  "(an option set explicitly still wins)", choices=("original", "improved")),
+    "units": Key((str,), "V",
+                 "signal units before the dB step: V (the original's: the -100 dB floor blacks out "
+                 "weak bins); uV keeps them visible, choose it for new models", choices=("V", "uV")),
+    "resample": Key((str,), "decimate",
+                    "decimate (the original's Chebyshev IIR for integer rate ratios, polyphase otherwise); "
+                    "poly (a linear-phase FIR, flatter passband, for every ratio) for new models",
+                    choices=("decimate", "poly")),
+    "hop": Key((str,), "original",
+               "STFT hop: original (a multiple of 4 or 8 per data set); smallest (the most frames "
+               "that fit the image, slightly finer time resolution) for new models",
+               choices=("original", "smallest")),
+    "rounding": Key((str,), "truncate",
+                    "8-bit conversion: truncate (the original's); nearest (half a grey level less "
+                    "bias) for new models", choices=("truncate", "nearest")),
 }
+
+#: What ``preset = "improved"`` sets, for the keys not set explicitly.
+IMPROVED = {"units": "uV", "resample": "poly", "hop": "smallest", "rounding": "nearest"}
 
 #: Keys of ``[datasets.<name>]`` besides the preprocessing overrides and the plugin's options.
 DATASET = {
@@ -158,6 +190,8 @@ class Config:
     paths: dict[str, Any]
     preprocess: dict[str, Any]
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: keys the file's [preprocess] table sets (a preset does not override them)
+    preprocess_set: frozenset = frozenset()
 
     @property
     def base(self) -> Path:
@@ -180,7 +214,7 @@ class Config:
         params = copy.deepcopy(self.preprocess)
         own = self.datasets.get(dataset, {})
         params.update({k: copy.deepcopy(v) for k, v in own.items() if k in PREPROCESS})
-        return params
+        return apply_preset(params, self.preprocess_set | set(own))
 
     def dataset_options(self, dataset: str, plugin: Any) -> dict[str, Any]:
         """The plugin's options with defaults filled in."""
@@ -201,6 +235,13 @@ class Config:
         if self.datasets:
             out["datasets"] = self.datasets
         return out
+
+
+def apply_preset(params: dict[str, Any], explicit: set | frozenset = frozenset()) -> dict[str, Any]:
+    """With ``preset = "improved"``, the :data:`IMPROVED` values for the keys not in ``explicit``."""
+    if params.get("preset") == "improved":
+        params.update({k: v for k, v in IMPROVED.items() if k not in explicit})
+    return params
 
 
 def find_config_file(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -244,6 +285,7 @@ def load_config(explicit: str | os.PathLike | None = None, registry: Any = None)
     path = find_config_file(explicit)
     resolved = defaults()
     datasets: dict[str, dict[str, Any]] = {}
+    explicit: set[str] = set()
     if path is not None:
         raw = read_toml(path)
         src = str(path)
@@ -256,6 +298,8 @@ def load_config(explicit: str | os.PathLike | None = None, registry: Any = None)
             if section in SECTIONS:
                 _validate_table(section, table, SECTIONS[section], src)
                 resolved[section].update(copy.deepcopy(table))
+                if section == "preprocess":
+                    explicit |= set(table)
         if raw.get("datasets"):
             if registry is None:
                 from sd_core.plugins import get_registry
@@ -271,7 +315,7 @@ def load_config(explicit: str | os.PathLike | None = None, registry: Any = None)
                     raise ConfigError(f"{src}: datasets.{name} must be a table ([datasets.{name}])")
                 _validate_table(f"datasets.{name}", table, dataset_schema(registry.datasets[name]), src)
                 datasets[name] = copy.deepcopy(table)
-    return Config(path, resolved["paths"], resolved["preprocess"], datasets)
+    return Config(path, resolved["paths"], resolved["preprocess"], datasets, frozenset(explicit))
 
 
 # -- writing TOML (for `sd config show` and `sd init`) -----------------------------------------

@@ -69,8 +69,13 @@ class DatasetPlugin:
     name: str = ""
     #: One line for ``sd datasets``.
     title: str = ""
-    #: Channels of the image, in order (left to right), by name.
+    #: Channels of the image, in order (left to right), by name. A name listed twice picks the
+    #: first and the second channel of that name; ``"*"`` stands for every other channel of the
+    #: file in file order, ``"!NAME"`` leaves one out of it.
     channels: Sequence[str] = TEN_TWENTY_19
+    #: The STFT hop is a multiple of this (the original project used 4 for EEGMAT and
+    #: Parkinson's, 8 for SEED-V and CHB-MIT); ``hop = "smallest"`` in sd.toml ignores it.
+    hop_multiple: int = 4
     #: The data set's own metadata columns, in the order they appear after the canonical ones.
     columns: Sequence[str] = ()
     #: Options users may set in ``[datasets.<name>]`` of ``sd.toml``, with defaults and help.

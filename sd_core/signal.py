@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
+
+#: ``"decimate"``: the original's ``scipy.signal.decimate`` (8th-order Chebyshev I IIR,
+#: zero-phase) for integer ratios, polyphase otherwise; ``"poly"``: polyphase FIR always.
+RESAMPLERS = ("decimate", "poly")
 
 
 def resample_ratio(fs_in: float, fs_out: float, max_denominator: int = 10_000) -> tuple[int, int]:
@@ -15,12 +20,39 @@ def resample_ratio(fs_in: float, fs_out: float, max_denominator: int = 10_000) -
     return ratio.numerator, ratio.denominator
 
 
-def resample(data: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+def decimation_factor(fs_in: float, fs_out: float) -> int | None:
+    """The integer ``q`` with ``fs_in == q * fs_out`` (1 for equal rates), or None."""
+    if fs_in <= 0 or fs_out <= 0 or not (math.isfinite(fs_in) and math.isfinite(fs_out)):
+        raise ValueError(f"sampling rates must be positive and finite, got {fs_in} and {fs_out}")
+    q = round(fs_in / fs_out)
+    return q if q >= 1 and abs(fs_in - q * fs_out) <= 1e-9 * fs_in else None
+
+
+def decimate(data: np.ndarray, q: int) -> np.ndarray:
+    """The original project's resampler: ``scipy.signal.decimate(x, q, axis=-1, zero_phase=True)``
+    (its default 8th-order Chebyshev type I IIR filter, applied forwards and backwards)."""
+    x = np.asarray(data, dtype=np.float64)
+    if q == 1:
+        return x
+    from scipy.signal import decimate as _decimate
+
+    return _decimate(x, q, axis=-1, zero_phase=True)
+
+
+def resample(data: np.ndarray, fs_in: float, fs_out: float, method: str = "poly") -> np.ndarray:
     """Resample (channels, samples) from ``fs_in`` to ``fs_out`` along the last axis.
 
-    Polyphase resampling with a linear-phase FIR anti-alias filter (Kaiser window) whose delay
-    is compensated, i.e. zero-phase: features keep their timing. Rational ratios of any kind work.
+    ``method="poly"``: polyphase resampling with a linear-phase FIR anti-alias filter (Kaiser
+    window) whose delay is compensated, i.e. zero-phase: features keep their timing. Rational
+    ratios of any kind work.  ``method="decimate"``: :func:`decimate` where ``fs_in / fs_out``
+    is an integer, polyphase otherwise (see :func:`resampler_used`).
     """
+    if method not in RESAMPLERS:
+        raise ValueError(f"method must be one of {RESAMPLERS}, got {method!r}")
+    if method == "decimate":
+        q = decimation_factor(fs_in, fs_out)
+        if q is not None:
+            return decimate(data, q)
     up, down = resample_ratio(fs_in, fs_out)
     if up == down:
         return np.asarray(data, dtype=np.float64)
@@ -29,9 +61,21 @@ def resample(data: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     return resample_poly(np.asarray(data, dtype=np.float64), up, down, axis=-1)
 
 
+def resampler_used(fs_in: float, fs_out: float, method: str) -> str:
+    """What :func:`resample` does for these rates: "none", "decimate" or "poly"."""
+    if method == "decimate":
+        q = decimation_factor(fs_in, fs_out)
+        if q is not None:
+            return "none" if q == 1 else "decimate"
+    up, down = resample_ratio(fs_in, fs_out)
+    return "none" if up == down else "poly"
+
+
 def window_starts(n_samples: int, nsamps: int, overlap: float) -> np.ndarray:
-    """Start samples of the windows of ``nsamps`` samples overlapping by ``overlap`` (a fraction)."""
-    step = max(1, int(round(nsamps * (1.0 - overlap))))
+    """Start samples of the windows of ``nsamps`` samples overlapping by ``overlap`` (a fraction):
+    0, step, 2 step, ... while the window fits, ``step = nsamps - floor(nsamps * overlap)``
+    (the original's)."""
+    step = max(1, nsamps - math.floor(nsamps * overlap))
     if n_samples < nsamps:
         return np.zeros(0, dtype=np.int64)
     return np.arange(0, n_samples - nsamps + 1, step, dtype=np.int64)

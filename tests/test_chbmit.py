@@ -275,11 +275,14 @@ def test_demo_layout_and_montages(demo):
     rec = next(r for s in PLUGIN.find_subjects(root, OPTIONS) if s.id == "chb06" for r in s.recordings
                if r.id == "chb06_04")
     raw = PLUGIN.read_raw(rec, OPTIONS)
-    assert raw.ch_names == [c for i, c in enumerate(CHANGED) if c != "-" and c not in CHANGED[:i]]
-    data, fs, _ = read_span(PLUGIN, rec, ["T8-P8", "FZ-CZ"], OPTIONS)
+    # dummies dropped; both T8-P8 kept under MNE's names (the image lists T8-P8 twice)
+    assert raw.ch_names == [c if c != "T8-P8" else f"T8-P8-{CHANGED[:i].count(c)}"
+                            for i, c in enumerate(CHANGED) if c != "-"]
+    data, fs, _ = read_span(PLUGIN, rec, ["T8-P8", "FZ-CZ", "T8-P8"], OPTIONS)
     first = edf.get_data(picks=[CHANGED.index("T8-P8")])[0] * 1e6
     assert fs == 256.0 and np.allclose(data[0], first)
-    assert not np.allclose(data[0], edf.get_data(picks=["T8-P8-1"])[0] * 1e6)
+    assert np.allclose(data[2], edf.get_data(picks=["T8-P8-1"])[0] * 1e6)
+    assert not np.allclose(data[0], data[2])
 
 
 def test_every_window_carries_the_written_labels(demo, processed):
@@ -402,6 +405,6 @@ def test_bad_recordings_are_reported_and_the_others_finish(demo, tmp_path):
     assert len(errors) == 3 and all(len(e.splitlines()) == 1 for e in errors)
     assert errors[0] == f"chb02/chb02_99: chb02_99.edf is listed in chb02-summary.txt but missing from {root / 'chb02'}"
     assert errors[1].startswith("chb04/chb04_05: chb04_05.edf: truncated EDF (") and "of 150 data records" in errors[1]
-    assert errors[2].startswith("chb17/chb17c_13: chb17c_13.edf lacks channel(s) FZ-CZ (has 21: FP1-F7,")  # the second T8-P8 left out
+    assert errors[2].startswith("chb17/chb17c_13: chb17c_13.edf lacks channel(s) FZ-CZ (has 22: FP1-F7,")
     meta = rows(tmp_path / "out" / "metadata.csv")
     assert {r["recording"] for r in meta} == {r for t in demo[1].values() for r in t["recordings"]} - {"chb04_05"}

@@ -109,3 +109,52 @@ def test_init_writes_a_commented_starter_that_loads_to_the_defaults(tmp_path):
     again = run_sd("init", cwd=tmp_path)
     assert again.returncode == 1 and "exists" in again.stderr
     assert run_sd("init", "--force", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "0", "-125.0"])
+def test_fs_must_be_finite_and_positive(tmp_path, value):
+    path = write(tmp_path / "bad.toml", f"[preprocess]\nfs = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert str(path) in msg and "[preprocess] fs must be" in msg
+    path = write(tmp_path / "bad2.toml", f"[datasets.seed]\nfs = {value}\n")
+    with pytest.raises(ConfigError, match=r"\[datasets.seed\] fs must be"):
+        load_config(path)
+
+
+def test_defaults_are_the_original_projects():
+    from sd_core.config import defaults
+
+    p = defaults()["preprocess"]
+    assert (p["fs"], p["nsamps"], p["overlap"], p["resolution"], p["bins"]) == (125.0, 2000, 0.5, 256, "log")
+    assert p["splits"] == {"train": 0.8, "val": 0.1, "test": 0.1}
+    assert (p["preset"], p["units"], p["resample"], p["hop"], p["rounding"]) == (
+        "original", "V", "decimate", "original", "truncate")
+
+
+def test_improved_preset_turns_on_every_improvement_unless_a_key_says_otherwise(tmp_path):
+    improved = {"units": "uV", "resample": "poly", "hop": "smallest", "rounding": "nearest"}
+    cfg = load_config(write(tmp_path / "a.toml", '[preprocess]\npreset = "improved"\n'))
+    assert {k: cfg.preprocess_params("seed")[k] for k in improved} == improved
+    cfg = load_config(write(tmp_path / "b.toml", '[preprocess]\npreset = "improved"\nunits = "V"\n'
+                                                 '[datasets.math]\nrounding = "truncate"\n'))
+    assert cfg.preprocess_params("seed")["units"] == "V"
+    assert cfg.preprocess_params("math")["rounding"] == "truncate"
+    assert cfg.preprocess_params("seed")["rounding"] == "nearest"
+    # per data set
+    cfg = load_config(write(tmp_path / "c.toml", '[datasets.seed]\npreset = "improved"\n'))
+    assert cfg.preprocess_params("seed")["units"] == "uV" and cfg.preprocess_params("math")["units"] == "V"
+    with pytest.raises(ConfigError, match="units = 'mV' is not allowed; allowed: V, uV"):
+        load_config(write(tmp_path / "d.toml", '[preprocess]\nunits = "mV"\n'))
+
+
+def test_starter_explains_each_improvement():
+    from sd_core.config import starter_text
+
+    text = starter_text({})
+    for line in ('preset = "original"', 'units = "V"', 'resample = "decimate"', 'hop = "original"',
+                 'rounding = "truncate"', "fs = 125.0"):
+        assert line in text
+    for word in ("uV", "poly", "smallest", "nearest", "improved"):
+        assert word in text

@@ -179,15 +179,17 @@ def test_original_raw_eeg_subfolder(demo, tmp_path):
         assert PLUGIN.raw_found(alt)
 
 
-def test_ecg_and_reference_only_when_asked_for(demo):
+def test_default_channels_are_every_channel_but_ekg_in_file_order(demo):
+    # the original project's choice: all 21 channels of an EEGMAT file, A2-A1 and ECG included
     root, _ = demo
-    assert "ECG" not in CHANNELS and "A2-A1" not in CHANNELS and len(CHANNELS) == 19
+    assert CHANNELS == ["*", "!EKG"]
     rec = PLUGIN.find_subjects(root, OPTIONS)[0].recordings[0]
     data, fs, t0 = read_span(PLUGIN, rec, ["T7", "A2-A1", "ECG"], OPTIONS)  # T7 is the file's T3
     assert data.shape == (3, 60 * 500) and fs == 500.0 and t0 == 0.0
     assert np.abs(data[2]).max() > 400  # the ECG's R waves (µV)
     default, _, _ = read_span(PLUGIN, rec, CHANNELS, OPTIONS)
-    assert default.shape == (19, 60 * 500)
+    assert default.shape == (21, 60 * 500)
+    np.testing.assert_array_equal(default[[6, 19, 20]], data)  # T3 is the 7th channel of the file
 
 
 # -- bad inputs ------------------------------------------------------------------------------------

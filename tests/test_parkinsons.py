@@ -17,7 +17,7 @@ from sd_parkinsons.demo import FS as DEMO_FS
 from sd_parkinsons.demo import write_ds004584
 from sd_parkinsons.plugin import ParkinsonsDataset
 
-from sd_core.dataset import TEN_TWENTY_19, Recording
+from sd_core.dataset import Recording
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.preprocess import preprocess_dataset
 from sd_core.preprocess.subject import read_span
@@ -189,7 +189,8 @@ def test_every_window_carries_the_written_labels(demo, processed):
     assert {splits[s] for s in truth} == {"train", "val", "test"}
     info = json.loads((processed / "preprocess.json").read_text())
     assert all(s["status"] == "done" and not s["errors"] for s in info["subjects"].values())
-    assert info["parameters"]["channels"] == [*TEN_TWENTY_19, "Oz"]
+    assert info["parameters"]["channels"] == ["Fp1", "Fp2", "F3", "F4", "Fz", "F7", "F8", "C3", "C4", "Cz",
+                                              "P3", "P4", "Pz", "O1", "O2", "T7", "T8", "TP7", "TP8", "TP10"]
 
 
 def test_more_theta_in_parkinsons(processed):
@@ -231,12 +232,13 @@ def test_sidecar_rate_must_agree(demo, tmp_path):
 
 def test_bad_channels_skip_keep_interpolate(demo, tmp_path):
     root = copy_subjects(demo[0], tmp_path / "raw", ["sub-003"])
+    chans = [*CHANNELS, "Oz"]  # Oz: a posterior channel with neighbours to interpolate from
     tsv = root / "sub-003/eeg/sub-003_task-Rest_channels.tsv"
     rec = PLUGIN.find_subjects(root, OPTIONS)[0].recordings[0]
     assert rec.extra["channels_tsv"] == tsv
     # FT9 is bad but not in the image: the recording is used
-    data, fs, _ = read_span(PLUGIN, rec, CHANNELS, OPTIONS)
-    assert data.shape == (20, SECONDS * 500) and fs == 500.0
+    data, fs, _ = read_span(PLUGIN, rec, chans, OPTIONS)
+    assert data.shape == (21, SECONDS * 500) and fs == 500.0
     with pytest.raises(DatasetError, match=r"sub-003_task-Rest_eeg\.set: channel\(s\) FT9 marked bad"):
         read_span(PLUGIN, rec, ["FT9", "Cz"], OPTIONS)
     # Oz marked bad too: the image needs it
@@ -244,18 +246,18 @@ def test_bad_channels_skip_keep_interpolate(demo, tmp_path):
              for ln in tsv.read_text().splitlines()]
     tsv.write_text("\n".join(lines) + "\n")
     assert bad_channels(tsv) == ["FT9", "Oz"]
-    res = preprocess_dataset(PLUGIN, root, tmp_path / "out", prep(), CHANNELS, OPTIONS)
+    res = preprocess_dataset(PLUGIN, root, tmp_path / "out", prep(), chans, OPTIONS)
     assert res.errors == ["sub-003/task-Rest: sub-003_task-Rest_eeg.set: channel(s) Oz marked bad in the "
                           "recording's metadata; recording skipped"]
-    kept, _, _ = read_span(PLUGIN, rec, CHANNELS, {**OPTIONS, "bad_channels": "keep"})
-    interp, _, _ = read_span(PLUGIN, rec, CHANNELS, {**OPTIONS, "bad_channels": "interpolate"})
-    oz = CHANNELS.index("Oz")
-    others = [i for i in range(len(CHANNELS)) if i != oz]
+    kept, _, _ = read_span(PLUGIN, rec, chans, {**OPTIONS, "bad_channels": "keep"})
+    interp, _, _ = read_span(PLUGIN, rec, chans, {**OPTIONS, "bad_channels": "interpolate"})
+    oz = chans.index("Oz")
+    others = [i for i in range(len(chans)) if i != oz]
     np.testing.assert_allclose(kept, data, atol=1e-9)
     np.testing.assert_allclose(interp[others], data[others], atol=1e-9)  # good channels untouched
     assert not np.allclose(interp[oz], data[oz])
     # the interpolated Oz follows its neighbours O1/O2 (the shared posterior alpha) closely
-    o1, o2 = CHANNELS.index("O1"), CHANNELS.index("O2")
+    o1, o2 = chans.index("O1"), chans.index("O2")
     assert np.corrcoef(interp[oz], (data[o1] + data[o2]) / 2)[0, 1] > 0.5
     assert np.std(interp[oz]) > 0.3 * np.std(data[oz])
 

@@ -22,7 +22,7 @@ from sd_seed.demo import demo_trials, write_participants_xlsx, write_seed_v
 from sd_seed.plugin import SeedDataset, trial_table
 from sd_seed.tables import EMOTIONS, builtin_trials, read_participants, read_trials
 
-from sd_core.dataset import TEN_TWENTY_19, Recording
+from sd_core.dataset import Recording
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.preprocess import preprocess_dataset
 from sd_core.preprocess.subject import read_span
@@ -325,7 +325,8 @@ def test_every_window_carries_the_written_labels(demo, processed):
     assert set(counts.values()) == {PER_TRIAL} and len(counts) == 75
     info = json.loads((processed / "preprocess.json").read_text())
     assert all(s["status"] == "done" for s in info["subjects"].values())
-    assert info["parameters"]["channels"] == [*TEN_TWENTY_19, "Oz"]
+    assert info["parameters"]["channels"] == ["FP1", "FP2", "F3", "F4", "FZ", "F7", "F8", "C3", "C4", "CZ",
+                                              "P3", "P4", "PZ", "O1", "O2", "T7", "T8", "TP7", "TP8", "P8"]
     for s in info["subjects"].values():  # how the sample width was decided, once per session file
         width = [n for n in s["notes"] if "-bit samples" in n]
         assert len(width) == 1 and "16-bit samples" in width[0], s["notes"]

@@ -4,42 +4,97 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-FORMAT_VERSION = 1
-#: Recordings are scaled to microvolts before the spectrogram: the definition's 1e-9 epsilon and
-#: −100 dB floor are sized for µV-scale values (in volts, EEG magnitudes sit near the floor).
-UNITS = "uV"
+from sd_core.errors import SdError
+
+FORMAT_VERSION = 2
+#: How images are made when ``prep`` does not say (the original project's way; see sd_core.config).
+IMAGE_DEFAULTS = {"units": "V", "resample": "decimate", "hop": "original", "rounding": "truncate"}
+#: Factor from volts (MNE's unit) to each allowed unit.
+UNIT_FACTORS = {"V": 1.0, "uV": 1e6}
+
+
+def hop_multiple_of(dataset: Any) -> int:
+    """The data set's hop multiple: from a plugin object, else from the installed plugin of that
+    name, else the :class:`~sd_core.dataset.DatasetPlugin` default."""
+    from sd_core.dataset import DatasetPlugin
+
+    if isinstance(dataset, str):
+        try:
+            from sd_core.plugins import get_registry
+
+            dataset = get_registry().datasets.get(dataset, DatasetPlugin)
+        except (ImportError, SdError):  # pragma: no cover - no registry: the default
+            dataset = DatasetPlugin
+    return int(getattr(dataset, "hop_multiple", DatasetPlugin.hop_multiple))
+
+
+def fixed_channel_count(channels: list[str]) -> int | None:
+    """The number of image channels, or None when it depends on the file (``"*"``)."""
+    from sd_core.channels import ALL, EXCLUDE
+
+    if ALL in channels:
+        return None
+    return sum(1 for c in channels if not c.startswith(EXCLUDE))
+
+
+def spectrogram_plan(params: Mapping[str, Any], n_channels: int | None = None):
+    """The spectrogram plan of a run's parameters (``n_channels``: the recording's, where the
+    channel list depends on the file)."""
+    from sd_core.spectrogram import plan_spectrogram
+
+    C = n_channels if n_channels is not None else fixed_channel_count(params["channels"])
+    return plan_spectrogram(C, params["nsamps"], params["resolution"], params["bins"], hop=params["hop"],
+                            hop_multiple=params["hop_multiple"], rounding=params["rounding"])
 
 
 def run_parameters(
-    dataset: str,
+    dataset: Any,
     prep: Mapping[str, Any],
     channels: list[str],
     options: Mapping[str, Any],
     split_file: Path | None,
 ) -> dict[str, Any]:
-    """Everything that determines the output. A rerun with other values is refused."""
+    """Everything that determines the output. A rerun with other values is refused.
+
+    ``dataset``: the plugin (or its name: the installed plugin of that name is asked for its
+    hop multiple).  ``spectrogram`` records the hop the run uses and, where the original's hop
+    rule fails for these sizes, what was done instead.
+    """
     pinned = None
     if split_file is not None:
         pinned = hashlib.sha256(split_file.read_bytes()).hexdigest() if split_file.is_file() else "missing"
-    return {
+    image = {k: prep.get(k, v) for k, v in IMAGE_DEFAULTS.items()}
+    params = {
         "format": FORMAT_VERSION,
-        "dataset": dataset,
+        "dataset": dataset if isinstance(dataset, str) else dataset.name,
         "fs": float(prep["fs"]),
         "nsamps": int(prep["nsamps"]),
         "overlap": float(prep["overlap"]),
         "resolution": int(prep["resolution"]),
         "bins": prep["bins"],
-        "units": UNITS,
+        **image,
+        "hop_multiple": hop_multiple_of(dataset),
         "channels": list(channels),
         "splits": {k: float(v) for k, v in prep["splits"].items()},
         "seed": int(prep["seed"]),
         "split_file_sha256": pinned,
         "options": dict(sorted(options.items())),
     }
+    if fixed_channel_count(params["channels"]) is None:
+        params["spectrogram"] = {"hop": "per recording (the channel count depends on the file)"}
+    else:
+        try:
+            plan = spectrogram_plan(params)
+        except (SdError, ValueError, TypeError):  # impossible sizes: the caller's own check says so
+            plan = None
+        if plan is not None:
+            params["spectrogram"] = {"hop": plan.hop, "frames": plan.n_frames, "note": plan.note}
+    return params
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

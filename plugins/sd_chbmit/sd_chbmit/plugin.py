@@ -45,11 +45,12 @@ from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CLASSIFICATION, REGRESSION, OptionSpec, TaskSpec
 
 NAME = "chbmit"
-#: Bipolar double-banana derivations present in most CHB-MIT recordings (20 of the 23).
+#: The original project's 23 derivations, in its order. ``T8-P8`` is there twice: CHB-MIT
+#: recordings hold two different signals of that name, and the n-th mention picks the n-th.
 DERIVATIONS = (
-    "FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1",
-    "FP2-F4", "F4-C4", "C4-P4", "P4-O2", "FP2-F8", "F8-T8", "T8-P8", "P8-O2",
-    "FZ-CZ", "CZ-PZ", "T7-FT9", "FT10-T8",
+    "FP1-F7", "FP1-F3", "FP2-F4", "FP2-F8", "F3-C3", "FZ-CZ", "F7-T7", "C3-P3", "C4-P4", "CZ-PZ",
+    "P3-O1", "P4-O2", "T7-FT9", "T7-P7", "T8-P8", "T8-P8", "P8-O2", "P7-O1", "F4-C4", "F8-T8",
+    "P7-T7", "FT9-FT10", "FT10-T8",
 )
 INFO_FILE = "SUBJECT-INFO"
 SOURCES = ("both", "summary", "sidecars")
@@ -137,6 +138,7 @@ class ChbmitDataset(DatasetPlugin):
     name = NAME
     title = "CHB-MIT: scalp EEG of children with seizures, 24 cases (EDF, 256 Hz, bipolar)"
     channels = DERIVATIONS
+    hop_multiple = 8
     columns = ("seizure",)
     main_task = "seizure"
     options = {
@@ -208,10 +210,11 @@ class ChbmitDataset(DatasetPlugin):
     # -- reading ----------------------------------------------------------------------------
 
     def read_raw(self, recording: Recording, options: Mapping[str, Any]):
-        """Open the EDF with each derivation once under its own name.
+        """Open the EDF with its derivations under their own names.
 
-        Dummy channels (``-``) are dropped; of duplicate names (MNE makes ``T8-P8-0``, ``T8-P8-1``
-        of two ``T8-P8``) the first is kept under the original name.
+        Dummy channels (``-``) are dropped.  Two different signals of one name (MNE makes
+        ``T8-P8-0``, ``T8-P8-1`` of two ``T8-P8``) are both kept under MNE's names, which
+        :meth:`channel_name` maps back: listing ``T8-P8`` twice picks the first, then the second.
         """
         import mne
 
@@ -227,14 +230,14 @@ class ChbmitDataset(DatasetPlugin):
         labels = signal_labels(header)
         if len(labels) != len(raw.ch_names):  # unexpected: leave MNE's names to channel_name
             return raw
-        seen: set[str] = set()
+        from collections import Counter
+
+        count = Counter(labels)
         drop, rename = [], {}
         for label, name in zip(labels, raw.ch_names):
-            if _DUMMY.match(label) or label in seen:
+            if _DUMMY.match(label):
                 drop.append(name)
-                continue
-            seen.add(label)
-            if name != label:
+            elif name != label and count[label] == 1:
                 rename[name] = label
         if drop and len(drop) < len(raw.ch_names):
             raw.drop_channels(drop)

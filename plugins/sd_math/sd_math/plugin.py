@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sd_core import hookimpl
-from sd_core.dataset import TEN_TWENTY_19, DatasetPlugin, Recording, Subject
+from sd_core.dataset import DatasetPlugin, Recording, Subject
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CLASSIFICATION, REGRESSION, OptionSpec, TaskSpec
 
@@ -110,7 +110,10 @@ def read_subject_info(path: Path) -> dict[str, dict[str, Any]]:
 class MathDataset(DatasetPlugin):
     name = NAME
     title = "PhysioNet EEGMAT: EEG during mental arithmetic (36 subjects, EDF, 500 Hz)"
-    channels = TEN_TWENTY_19
+    #: The original project's: every channel of the file except one named EKG, in file order
+    #: (21 in EEGMAT: the 19 EEG channels, A2-A1 and ECG).
+    channels = ("*", "!EKG")
+    hop_multiple = 4
     columns = ("doing_math", "count_quality")
     main_task = "math_activity"
     options = {

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sd_core import hookimpl
-from sd_core.dataset import TEN_TWENTY_19, DatasetPlugin, Recording, Subject
+from sd_core.dataset import DatasetPlugin, Recording, Subject
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CLASSIFICATION, REGRESSION, OptionSpec, TaskSpec
 
@@ -66,7 +66,10 @@ def _check_options(options: Mapping[str, Any]) -> None:
 class ParkinsonsDataset(DatasetPlugin):
     name = NAME
     title = "OpenNeuro ds004584: resting-state EEG, Parkinson's vs controls (BIDS, EEGLAB, 500 Hz)"
-    channels = (*TEN_TWENTY_19, "Oz")
+    #: The original project's 20 channels, in its order.
+    channels = ("Fp1", "Fp2", "F3", "F4", "Fz", "F7", "F8", "C3", "C4", "Cz", "P3", "P4", "Pz", "O1", "O2",
+                "T7", "T8", "TP7", "TP8", "TP10")
+    hop_multiple = 4
     columns = ()
     main_task = "health"
     options = {

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sd_core import hookimpl
-from sd_core.dataset import TEN_TWENTY_19, DatasetPlugin, Recording, Subject
+from sd_core.dataset import DatasetPlugin, Recording, Subject
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CLASSIFICATION, REGRESSION, OptionSpec, TaskSpec
 
@@ -101,7 +101,10 @@ def trial_table(root: Path, options: Mapping[str, Any]):
 class SeedDataset(DatasetPlugin):
     name = NAME
     title = "SEED-V: emotion EEG, 16 subjects × 3 sessions × 15 film clips (Neuroscan CNT, 1000 Hz)"
-    channels = (*TEN_TWENTY_19, "Oz")
+    #: The original project's 20 channels, in its order.
+    channels = ("FP1", "FP2", "F3", "F4", "FZ", "F7", "F8", "C3", "C4", "CZ", "P3", "P4", "PZ", "O1", "O2",
+                "T7", "T8", "TP7", "TP8", "P8")
+    hop_multiple = 8
     columns = ("emotion", "session", "trial")
     main_task = "emotion"
     options = {
