@@ -22,24 +22,26 @@ PARAMS = {"format": 1, "dataset": "parkinsons", "fs": 125.0, "nsamps": 500, "ove
 SIZE = 32
 
 
-def row_freqs() -> np.ndarray:
+def row_freqs(params: dict = PARAMS) -> np.ndarray:
     from sd_core.evaluate.bandpower import geometry
 
-    return geometry(PARAMS, SIZE).freqs
+    return geometry(params, params["resolution"]).freqs
 
 
-def images(health: str, n: int, rng: np.random.Generator, shift: tuple[str, float] | None = None) -> np.ndarray:
-    """n images of one class (uint8, n × 32 × 32)."""
+def images(health: str, n: int, rng: np.random.Generator, shift: tuple[str, float] | None = None,
+           params: dict = PARAMS) -> np.ndarray:
+    """n images of one class (uint8, n × R × R)."""
     from sd_core.evaluate.bandpower import BANDS
 
-    f = np.nan_to_num(row_freqs(), nan=0.1)
+    size = params["resolution"]
+    f = np.nan_to_num(row_freqs(params), nan=0.1)
     base = 200 - 35 * np.log10(1 + f)
     peak = 10.0 if health == "H" else 6.0
     bump = 45 * np.exp(-0.5 * ((f - peak) / 1.5) ** 2)
-    out = np.empty((n, SIZE, SIZE))
+    out = np.empty((n, size, size))
     for i in range(n):
         gain = rng.normal(0, 6)
-        img = (base + bump + gain)[:, None] + rng.normal(0, 8, (SIZE, SIZE))
+        img = (base + bump + gain)[:, None] + rng.normal(0, 8, (size, size))
         if shift is not None:
             band = next(b for b in BANDS if b[0] == shift[0])
             rows = (f >= band[1]) & (f < band[2])
@@ -75,29 +77,32 @@ def write_set(root: Path, groups: Sequence[tuple[str, str, str, np.ndarray]], pa
     return root
 
 
-def real_set(root: Path, seed: int = 0, per_subject: int = 10) -> Path:
+def real_set(root: Path, seed: int = 0, per_subject: int = 10, params: dict = PARAMS,
+             subjects: dict | None = None) -> Path:
     rng = np.random.default_rng(seed)
     groups = []
-    for split, count in (("train", 4), ("val", 1), ("test", 2)):
+    for split, count in (subjects or {"train": 4, "val": 1, "test": 2}).items():
         for h in ("H", "PD"):
             for s in range(count):
-                groups.append((split, f"sub-{split}{h}{s}", h, images(h, per_subject, rng)))
-    return write_set(root, groups)
+                groups.append((split, f"sub-{split}{h}{s}", h, images(h, per_subject, rng, params=params)))
+    return write_set(root, groups, params=params)
 
 
-def generated_set(root: Path, seed: int = 1, per_class: int = 20, shift=None, labels: str = "right") -> Path:
+def generated_set(root: Path, seed: int = 1, per_class: int = 20, shift=None, labels: str = "right",
+                  params: dict = PARAMS) -> Path:
     """labels: "right", or "shuffled" (each image's label drawn at random)."""
     rng = np.random.default_rng(seed)
     groups = []
     for h in ("H", "PD"):
-        imgs = images(h, per_class, rng, shift)
+        imgs = images(h, per_class, rng, shift, params=params)
         if labels == "shuffled":
             for i, img in enumerate(imgs):
                 lab = ("H", "PD")[rng.integers(2)]
                 groups.append(("train", f"gen-{lab}-{h}{i}", lab, img[None]))
         else:
             groups.append(("train", f"gen-{h}", h, imgs))
-    return write_set(root, groups, params=None, generation={"split": "train", "image_size": SIZE})
+    return write_set(root, groups, params=None,
+                     generation={"split": "train", "image_size": params["resolution"]})
 
 
 def noise_set(root: Path, seed: int = 2, per_class: int = 20) -> Path:

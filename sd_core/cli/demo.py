@@ -246,4 +246,6 @@ def diffusion_stage(reg, name: str, processed: Path, work: Path, seed: int) -> i
     for a, b in rows:
         report.add_row(a, escape(b))
     c.print(report)
-    return 0
+    from sd_core.evaluate.demo import evaluate_demo
+
+    return evaluate_demo(processed, r["generated"], work, seed, c)

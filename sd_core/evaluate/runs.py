@@ -2,8 +2,7 @@
 
 The real-trained classifier (when no ``--classifier RUN`` is given) and the utility runs are
 ordinary ``sd train`` runs: an experiment file is written beside the run and trained with
-:func:`sd_core.training.loop.train`, then loaded with :mod:`sd_core.training.saved`. A run whose
-experiment file is unchanged and which finished is reused.
+:func:`sd_core.training.loop.train`, then loaded with :mod:`sd_core.training.saved`.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from sd_core.config import toml_value
+from sd_core.errors import SdError
 from sd_core.io import atomic_write_text
 
 
@@ -68,17 +68,21 @@ def experiment_text(dataset: str, tasks: Sequence[str], source: Path, train_spli
     ])
 
 
-def ensure_run(text: str, run: Path, registry: Any, project: Any) -> Path:
-    """Train the experiment ``text`` into ``run`` unless a finished run of it is there."""
-    from sd_core.training.checkpoint import RunState
+def ensure_run(text: str, run: Path, registry: Any, project: Any, threads: int | None = 1) -> Path:
+    """Train the experiment ``text`` into ``run`` (a run left there by an earlier evaluation is
+    replaced: the data it was trained on may have changed since).
+
+    threads: torch intra-op threads while training (None = leave as is). These classifiers are
+    small; on a busy machine waiting OpenMP threads make their steps many times slower.
+    """
     from sd_core.training.loop import train
     from sd_core.training.settings import load_train_experiment
 
     cfg = run.parent / f"{run.name}.toml"
-    if (run / "state.json").is_file():
-        if cfg.is_file() and cfg.read_text(encoding="utf-8") == text and RunState.read(run).finished:
-            return run
-        shutil.rmtree(run)
+    if run.exists():
+        if not (run / "run.json").is_file() and not (run / "state.json").is_file() and any(run.iterdir()):
+            raise SdError(f"{run} exists and is not a run of sd train; choose another --out")
+        shutil.rmtree(run)  # an earlier evaluation's run: its data may have changed since
     run.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg, text)
     exp = load_train_experiment(cfg, registry)
@@ -86,7 +90,13 @@ def ensure_run(text: str, run: Path, registry: Any, project: Any) -> Path:
         from sd_core.config import load_config
 
         project = load_config(None)
-    train(exp, registry, project, run)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train(exp, registry, project, run)
+    finally:
+        torch.set_num_threads(before)
     return run
 
 
