@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(out: Path) -> None:
-    from sd_math.plugin import MathDataset
     from sd_math.demo import write_eegmat
+    from sd_math.plugin import MathDataset
 
     from sd_core.config import defaults
     from sd_core.preprocess.params import run_parameters, spectrogram_plan
