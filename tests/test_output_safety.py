@@ -98,7 +98,7 @@ def test_a_users_file_where_an_image_goes_is_not_replaced(raw, reference, tmp_pa
     shutil.copytree(reference, out)
     shutil.rmtree(out / ".sd")
     for name in ("metadata.csv", "train-metadata.csv", "val-metadata.csv", "test-metadata.csv",
-                 "preprocess.json"):
+                 "preprocess.json", "train/metadata.csv", "val/metadata.csv", "test/metadata.csv"):
         (out / name).unlink(missing_ok=True)
     first = sorted(out.rglob("*.png"))[0]
     first.write_bytes(b"mine")

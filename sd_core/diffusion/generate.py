@@ -2,6 +2,7 @@
 
 ```
 <out>/<split>/gen-<labels>/<recording>-<i>.png
+<out>/<split>/metadata.csv                      (file names relative to the split folder)
 <out>/<split>-metadata.csv  metadata.csv  generation.json
 ```
 
@@ -67,7 +68,7 @@ def prepare_output(out: Path, overwrite: bool, split: str = "train") -> None:
     if present and not overwrite:
         raise SdError(f"{out} already holds a generated data set ({present[0]}); choose another --out or "
                       "pass --overwrite to replace it (only files sd wrote are deleted)")
-    for rel in (f"{split}-metadata.csv", "metadata.csv", GENERATION):
+    for rel in (f"{split}-metadata.csv", f"{split}/metadata.csv", "metadata.csv", GENERATION):
         manifest.check(rel)  # before anything is deleted or sampled
     if present:
         remove_files(out, known)
@@ -95,6 +96,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         dumps_json,
         image_rel_path,
         metadata_columns,
+        split_csv_text,
     )
 
     if registry is None:
@@ -138,7 +140,8 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     seconds = time.perf_counter() - t0
     pixels = to_uint8(images).numpy()
     manifest, log = _records(out)
-    for rel in (f"{split}-metadata.csv", "metadata.csv", GENERATION, *(r["file_name"] for r in rows)):
+    for rel in (f"{split}-metadata.csv", f"{split}/metadata.csv", "metadata.csv", GENERATION,
+                *(r["file_name"] for r in rows)):
         manifest.check(rel)  # a user's file in the way stops before anything is written
     for row, img in zip(rows, pixels):
         buf = io.BytesIO()
@@ -157,6 +160,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
             pass
     columns = metadata_columns(own, rows)
     manifest.write_text(f"{split}-metadata.csv", csv_text(columns, rows))
+    manifest.write_text(f"{split}/metadata.csv", split_csv_text(columns, rows, split))
     manifest.write_text("metadata.csv", csv_text(columns, rows))
     counts: dict[str, int] = {}
     for r in rows:

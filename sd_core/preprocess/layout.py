@@ -2,6 +2,7 @@
 
 ```
 <out>/train/<subject>/<recording>-<index>.png      (likewise val/ and test/)
+<out>/train/metadata.csv                            (likewise val/ and test/: file names relative to it)
 <out>/train-metadata.csv  val-metadata.csv  test-metadata.csv  metadata.csv
 <out>/preprocess.json                                 parameters, versions, per-subject status
 <out>/.sd/params.json                                 parameters of the run in progress (resume check)
@@ -34,6 +35,9 @@ CORE_COLUMNS = ("file_name", "split", "dataset", "subject", "gender", "health", 
                 "recording", "window", "start")
 LAST_COLUMNS = ("caption",)
 METADATA_FILES = (*(f"{s}-metadata.csv" for s in SPLIT_ORDER), "metadata.csv", "preprocess.json")
+#: One metadata file inside each split folder, file names relative to it: what Hugging Face
+#: ``datasets``' imagefolder builder reads split by split (the files above stay for sd's readers).
+SPLIT_METADATA_FILES = tuple(f"{s}/metadata.csv" for s in SPLIT_ORDER)
 
 
 def state_dir(out: Path) -> Path:
@@ -97,6 +101,51 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def split_csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], split: str,
+                   all_rows: Iterable[Mapping[str, Any]] | None = None) -> str:
+    """``<split>/metadata.csv``: the split's rows with file names relative to the split folder.
+
+    Hugging Face ``datasets`` infers each split's column types from its own file and refuses
+    splits that disagree; a whole number column with a gap somewhere (an unknown age, a column
+    only some data sets have) would read as integers in one split and as floats in another. Such
+    columns are written as floats (``62.0``) in every split; ``all_rows`` (every split's rows,
+    default: ``rows``) decides which."""
+    rows = list(rows)
+    floats = _gapped_whole_numbers(columns, rows if all_rows is None else all_rows)
+    prefix = f"{split}/"
+    rel = []
+    for r in rows:
+        name = str(r["file_name"])
+        if not name.startswith(prefix):
+            raise SdError(f"{name} is not inside the {split} folder; cannot list it in {prefix}metadata.csv")
+        row = {**r, "file_name": name[len(prefix):]}
+        for c in floats:
+            if _cell(row.get(c)) != "":
+                row[c] = repr(float(_cell(row[c])))
+        rel.append(row)
+    return csv_text(columns, rel)
+
+
+def _gapped_whole_numbers(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Columns of whole numbers (as pandas reads them) with an empty cell somewhere."""
+    out = []
+    rows = list(rows)
+    for c in columns:
+        if c == "file_name":
+            continue
+        cells = [_cell(r.get(c)) for r in rows]
+        filled = [v for v in cells if v != ""]
+        if not filled or len(filled) == len(cells):
+            continue
+        try:
+            whole = all(float(v).is_integer() and re.fullmatch(r"[+-]?\d+", v.strip()) for v in filled)
+        except ValueError:
+            continue
+        if whole:
+            out.append(c)
+    return out
 
 
 #: The temporary files of sd_core.io.atomic_open: ``.<name>.<random>.tmp``
@@ -170,17 +219,19 @@ def clear_subjects(out: Path, subjects: Iterable[str]) -> int:
 def clear_output(out: Path, raw_root: Path) -> int:
     """For ``--overwrite``: delete what preprocessing wrote in ``out``, and nothing else.
 
-    Images listed in the subjects' states and intent logs, the metadata files and
-    ``preprocess.json`` listed in ``.sd/written.json``, and the run's own state files; folders
+    Images listed in the subjects' states and intent logs, the metadata files (the split
+    folders' ``metadata.csv`` too) and ``preprocess.json`` listed in ``.sd/written.json``, and the run's own state files; folders
     left empty go too. A user's files (``test/test_mycode.py``, ``train/notes.txt``) stay, and a
     file sd wrote but the user changed stops the clearing with an error naming it.
     """
     check_output_safe(out, raw_root)
     manifest = manifest_of(out)
-    for rel in METADATA_FILES:  # check before deleting anything
-        manifest.check(rel)
+    owned = (*METADATA_FILES, *SPLIT_METADATA_FILES)
+    for rel in owned:  # check before deleting anything
+        if rel in manifest.files or rel in METADATA_FILES:
+            manifest.check(rel)
     removed = clear_subjects(out, owned_subjects(out))
-    removed += len(remove_files(out, {r: manifest.files.get(r) for r in METADATA_FILES if r in manifest.files}))
+    removed += len(remove_files(out, {r: manifest.files.get(r) for r in owned if r in manifest.files}))
     for path in (params_path(out), manifest.path):
         path.unlink(missing_ok=True)
     for folder in (state_dir(out) / "subjects", state_dir(out)):

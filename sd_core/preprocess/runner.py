@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from sd_core.dataset import DatasetPlugin, Subject
 from sd_core.errors import DatasetError, SdError
+from sd_core.owned import remove_files
 from sd_core.preprocess import layout
 from sd_core.preprocess.params import differences, package_versions, run_parameters
 from sd_core.preprocess.subject import (
@@ -188,7 +189,7 @@ def preprocess_dataset(
 def _check_fresh_output(out: Path, overwrite: bool) -> None:
     """A new run writes the metadata files and the split folders: refuse what is in the way."""
     manifest = layout.manifest_of(out)
-    for rel in layout.METADATA_FILES:
+    for rel in (*layout.METADATA_FILES, *layout.SPLIT_METADATA_FILES):
         manifest.check(rel)  # a user's metadata.csv is never replaced
     if not overwrite:
         present = [out / s for s in SPLIT_ORDER if (out / s).exists()]
@@ -318,10 +319,19 @@ def merge_dataset(plugin: DatasetPlugin, out: Path) -> dict[str, int]:
     columns = layout.metadata_columns(plugin.columns, all_rows)
     requested = [s for s in SPLIT_ORDER if run["parameters"]["splits"].get(s, 0) > 0]
     manifest = layout.manifest_of(out)
-    for rel in (*(f"{s}-metadata.csv" for s in requested), "metadata.csv", "preprocess.json"):
+    inside = [s for s in requested if rows_by_split[s]]  # <split>/metadata.csv for Hugging Face datasets
+    for rel in (*(f"{s}-metadata.csv" for s in requested), *(f"{s}/metadata.csv" for s in inside),
+                "metadata.csv", "preprocess.json"):
         manifest.check(rel)  # before writing any: a user's file in the way stops the merge
     for split in requested:
         manifest.write_text(f"{split}-metadata.csv", layout.csv_text(columns, rows_by_split[split]))
+    for split in inside:
+        text = layout.split_csv_text(columns, rows_by_split[split], split, all_rows)
+        manifest.write_text(f"{split}/metadata.csv", text)
+    stale = {f"{s}/metadata.csv" for s in SPLIT_ORDER if s not in inside} & set(manifest.files)
+    if stale:  # a split that lost its rows (sd wrote the file, so it may go)
+        remove_files(out, {r: manifest.files[r] for r in stale})
+        manifest.forget(stale)
     manifest.write_text("metadata.csv", layout.csv_text(columns, all_rows))
     counts = {s: len(rows_by_split[s]) for s in requested}
     manifest.write_text("preprocess.json", layout.dumps_json({
