@@ -41,3 +41,22 @@ def describe_subject(row: Mapping[str, Any], extra: str = "") -> str:
     if after:
         text += f" {after}"
     return f"{text} {extra}".strip() if extra else text
+
+
+def caption_of(row: Mapping[str, Any], registry: Any = None) -> str:
+    """The caption of a row by its data set plugin's ``caption`` (the one function per data set
+    that preprocessing, ``sd generate`` and ``sd meta build`` all use).
+
+    Without the plugin (not installed, or no registry) the row's own caption is kept, else
+    :func:`describe_subject`; a plugin whose caption fails on a row lacking columns it expects
+    (a generated row, say) falls back to :func:`describe_subject` too."""
+    plugin = None
+    if registry is not None:
+        plugin = getattr(registry, "datasets", {}).get(str(row.get("dataset", "")))
+    if plugin is None:
+        own = row.get("caption")
+        return str(own) if _present(own) else describe_subject(row)
+    try:
+        return str(plugin.caption(row))
+    except Exception:  # noqa: BLE001 - see the docstring
+        return describe_subject(row)

@@ -30,6 +30,7 @@ COMMANDS = {
     "diffusion": "sd_core.cli.diffusion:diffusion",
     "generate": "sd_core.cli.generate:generate",
     "evaluate": "sd_core.cli.evaluate:evaluate",
+    "meta": "sd_core.cli.meta:meta",
 }
 
 #: one-line help per command, so that `sd --help` need not import the command modules
@@ -48,6 +49,7 @@ SUMMARIES = {
     "diffusion": "Train conditional diffusion models (sd diffusion train cfg.toml).",
     "generate": "Generate labelled spectrograms with a trained diffusion model.",
     "evaluate": "Judge generated data against real: fidelity, per class, utility, memorisation.",
+    "meta": "Weighted mixes of data sets with a dataset card (sd meta build cfg.toml).",
 }
 
 

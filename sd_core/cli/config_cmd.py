@@ -36,6 +36,7 @@ def show(ctx: click.Context, as_json: bool) -> None:
 EXPERIMENT_STARTERS = {
     "train": "sd_core.training.settings:starter",
     "diffusion": "sd_core.diffusion.config:starter",
+    "meta": "sd_core.meta.config:starter",
 }
 
 
@@ -46,7 +47,7 @@ EXPERIMENT_STARTERS = {
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def init(path: str | None, experiment: str | None, force: bool) -> None:
     """Write a commented starter sd.toml (to PATH, default ./sd.toml), or with --experiment a
-    starter experiment file for `sd train` / `sd diffusion train`."""
+    starter experiment file for `sd train` / `sd diffusion train` / `sd meta build`."""
     import importlib
 
     from sd_core.config import starter_text

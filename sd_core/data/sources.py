@@ -1,7 +1,8 @@
 """Processed data folders (DESIGN, "Processed data layout") and their metadata rows.
 
 A source is one folder in the processed layout: the output of ``sd preprocess`` for a data set,
-or a folder written by ``sd generate``. Rows keep every metadata column as text and gain
+or a folder written by ``sd generate`` or ``sd meta build`` (a meta set holds several data sets:
+a source naming one reads that one's rows). Rows keep every metadata column as text and gain
 ``_root`` (the folder), so that ``file_name`` resolves against it.
 """
 
@@ -58,6 +59,9 @@ def read_metadata(source: Source, split: str | None = None) -> list[dict[str, st
         r["_root"] = root
         if source.dataset and not r.get("dataset"):
             r["dataset"] = source.dataset
+    if source.dataset and (source.root / "meta.json").is_file():
+        # a meta set (sd meta build) holds several data sets: this source reads its own rows
+        return [r for r in rows if r["dataset"] == source.dataset]
     if source.dataset:
         other = sorted({r["dataset"] for r in rows} - {source.dataset})
         if other:

@@ -28,12 +28,9 @@ def label_row(spec: LabelSpec, item: Mapping[str, Any]) -> dict[str, str]:
 
 
 def caption(row: Mapping[str, Any], registry: Any = None) -> str:
-    """The data set plugin's caption of a row (``describe_subject`` if it has none or fails)."""
-    from sd_core.captions import describe_subject
+    """The data set plugin's caption of a row (see :func:`sd_core.captions.caption_of`)."""
+    from sd_core.captions import caption_of, describe_subject
 
-    if registry is not None:
-        try:
-            return str(registry.dataset(row.get("dataset", "")).caption(row))
-        except Exception:  # noqa: BLE001 - a plugin's caption may expect columns a generated row lacks
-            return describe_subject(row)
-    return describe_subject(row)
+    if registry is None:
+        return describe_subject(row)
+    return caption_of(row, registry)

@@ -27,6 +27,7 @@ import math
 from contextlib import nullcontext
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,13 @@ def load_training_data(exp: Experiment, project: Any, registry: Any):
             raise ConfigError(f"{src}: [data] balanced = {d['balanced']!r} must be a classification "
                               f"condition; allowed: {', '.join(allowed) or 'none'}")
         t = by[d["balanced"]]
-        weights = balanced_weights(dataset_class_groups(rows, t), d["max_sampling_weight"])
+        from sd_core.meta import double_weighting
+
+        warning = double_weighting([r["_root"] for r in rows], d["split"])
+        if warning:  # a meta set weighted already: say so rather than weigh twice
+            sys.stderr.write(f"warning: {src}: [data] balanced: {warning}\n")
+        else:
+            weights = balanced_weights(dataset_class_groups(rows, t), d["max_sampling_weight"])
     return rows, tasks, images, weights
 
 

@@ -220,9 +220,10 @@ def clear_output(out: Path, raw_root: Path) -> int:
     """For ``--overwrite``: delete what preprocessing wrote in ``out``, and nothing else.
 
     Images listed in the subjects' states and intent logs, the metadata files (the split
-    folders' ``metadata.csv`` too) and ``preprocess.json`` listed in ``.sd/written.json``, and the run's own state files; folders
-    left empty go too. A user's files (``test/test_mycode.py``, ``train/notes.txt``) stay, and a
-    file sd wrote but the user changed stops the clearing with an error naming it.
+    folders' ``metadata.csv`` too) and ``preprocess.json`` listed in ``.sd/written.json``, and
+    the run's own state files; folders left empty go too. A user's files
+    (``test/test_mycode.py``, ``train/notes.txt``) stay, and a file sd wrote but the user changed
+    stops the clearing with an error naming it.
     """
     check_output_safe(out, raw_root)
     manifest = manifest_of(out)

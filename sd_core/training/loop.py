@@ -9,6 +9,7 @@ ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -71,6 +72,12 @@ def balance_groups(exp: Experiment, data: TrainData) -> list | None:
     if name not in data.train.targets:
         raise exp.error("data", "balance_task", f"= {name!r} is not one of [data] tasks "
                         f"({', '.join(d['tasks'])})")
+    from sd_core.meta import double_weighting
+
+    warning = double_weighting([r["_root"] for r in data.train.rows], d["train_split"])
+    if warning:  # a meta set weighted already: say so rather than weigh twice
+        sys.stderr.write(f"warning: {exp.source}: [data] balanced: {warning}\n")
+        return None
     return dataset_class_groups(data.train.rows, next(t for t in data.tasks if t.name == name))
 
 

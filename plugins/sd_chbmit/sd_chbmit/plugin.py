@@ -141,6 +141,9 @@ class ChbmitDataset(DatasetPlugin):
     hop_multiple = 8
     columns = ("seizure",)
     main_task = "seizure"
+    #: The data's licence, a Hugging Face licence id (sd meta build's dataset cards):
+    #: PhysioNet CHB-MIT: Open Data Commons Attribution 1.0.
+    license = "odc-by"
     options = {
         "seizure_overlap": OptionSpec(0.5, "fraction of a window seizures must cover for seizure = 1"),
         "max_nonseizure_ratio": OptionSpec(0.0, "keep at most this many non-seizure windows per seizure "

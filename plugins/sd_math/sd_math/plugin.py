@@ -116,6 +116,9 @@ class MathDataset(DatasetPlugin):
     hop_multiple = 4
     columns = ("doing_math", "count_quality")
     main_task = "math_activity"
+    #: The data's licence, a Hugging Face licence id (sd meta build's dataset cards):
+    #: PhysioNet EEGMAT: Open Data Commons Attribution 1.0.
+    license = "odc-by"
     options = {
         "states": OptionSpec("both", "recordings to process: \"both\", \"rest\" (SubjectNN_1.edf) or "
                                      "\"arithmetic\" (SubjectNN_2.edf)", choices=STATES),

@@ -72,6 +72,9 @@ class ParkinsonsDataset(DatasetPlugin):
     hop_multiple = 4
     columns = ()
     main_task = "health"
+    #: The data's licence, a Hugging Face licence id (sd meta build's dataset cards):
+    #: OpenNeuro ds004584: CC0.
+    license = "cc0-1.0"
     options = {
         "task": OptionSpec("Rest", "BIDS task label of the recordings to use (\"*\" = all)"),
         "bad_channels": OptionSpec("skip", "a channel marked bad in *_channels.tsv that the image needs: "

@@ -107,6 +107,9 @@ class SeedDataset(DatasetPlugin):
     hop_multiple = 8
     columns = ("emotion", "session", "trial")
     main_task = "emotion"
+    #: The data's licence, a Hugging Face licence id (sd meta build's dataset cards):
+    #: SEED-V: BCMI's own licence agreement.
+    license = "other"
     options = {
         "trial_table": OptionSpec("auto", "trial spans and emotions: \"auto\" (<raw>/trials.csv if present, "
                                           "else SEED-V's table), \"builtin\", or a CSV file "
