@@ -210,7 +210,7 @@ def test_balanced_counts_and_determinism(trained, tmp_path):
     for r in rows:
         assert (a / r["file_name"]).read_bytes() == (b / r["file_name"]).read_bytes()
     res = sd("generate", str(trained), "--n", "4", "--balanced", "--out", str(a))
-    assert "already holds a data set" in one_line_error(res)
+    assert "already holds a generated data set" in one_line_error(res)
 
 
 def test_resume_continues_from_checkpoint(tmp_path, data, monkeypatch):
