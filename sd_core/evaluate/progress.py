@@ -1,7 +1,9 @@
-"""A rich progress bar over the steps of an evaluation (silent without a console)."""
+"""A rich progress bar over the steps of an evaluation (silent without a console), and the
+seconds each step took."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -10,6 +12,8 @@ class Steps:
         self.console = console
         self.bar = None
         self.task = None
+        self.times: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
 
     def __enter__(self) -> "Steps":
         if self.console is not None:
@@ -23,7 +27,15 @@ class Steps:
     def __exit__(self, *exc) -> None:
         self.end()
 
+    def _close(self) -> None:
+        if self._current is not None:
+            name, t0 = self._current
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+            self._current = None
+
     def begin(self, description: str, total: int) -> None:
+        self._close()
+        self._current = (description, time.perf_counter())
         if self.bar is None:
             return
         if self.task is not None:
@@ -39,6 +51,7 @@ class Steps:
             self.bar.update(self.task, description=text)
 
     def end(self) -> None:
+        self._close()
         if self.bar is not None:
             self.bar.stop()
             self.bar = None

@@ -108,7 +108,7 @@ def terminal_tables(result: dict[str, Any]) -> list[Any]:
 
 def _diff(s: dict) -> str:
     lo, hi = s["ci95"]
-    return f"{_f(s['difference'], 2)} [{_f(lo, 2)}, {_f(hi, 2)}]"
+    return f"{_f(s['difference'], 1)} [{_f(lo, 1)}, {_f(hi, 1)}]"
 
 
 # -- HTML -----------------------------------------------------------------------------------

@@ -121,6 +121,10 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
     other = sorted({r.get("dataset", "") for r in gen_rows} - {dataset})
     if other:
         raise SdError(f"{gen}: holds rows of {', '.join(other)}, not of {dataset} like {real}")
+    unknown = [n for n in opts.features if n not in registry.feature_extractors]
+    if unknown:
+        raise SdError(f"--features: unknown feature space(s) {', '.join(unknown)}; allowed: "
+                      + ", ".join(registry.feature_extractors))
     rng = np.random.default_rng(opts.seed)
     real_rows = [real_rows[i] for i in _pick(np.arange(len(real_rows)), opts.max_images, rng)]
     train_rows = [train_rows[i] for i in _pick(np.arange(len(train_rows)), opts.max_images, rng)]
@@ -159,7 +163,6 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
             if opts.classifier:
                 clf_holder["trained_here"] = False
                 return load_classifier(Path(opts.classifier), registry)
-            steps.note("training a classifier on real data")
             run = out / "classifier"
             text = experiment_text(dataset, [t.name for t in tasks], real, FLOOR_SPLIT, recipe, opts.seed, run)
             clf_holder["trained_here"] = True
@@ -168,6 +171,9 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
         from sd_core.evaluate.features import FeatureContext
 
         ctx = FeatureContext(size, params, opts.seed, make_classifier)
+        steps.begin("classifier: loading" if opts.classifier else "classifier: training on real data", 1)
+        ctx.classifier()
+        steps.advance()
         groups = {t.name: _class_indices(t, real_rows, train_rows, gen_rows) for t in tasks}
         result["features"] = _fidelity(registry, ctx, opts, imgs, groups, steps, rng)
         _headline(result)
@@ -204,7 +210,7 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
                 result[key]["balanced_accuracy"] = u[key]
         steps.end()
     figures["grid"] = _grid_sets(tasks, real_rows, gen_rows, imgs)
-    return {"result": result, "figures": figures}
+    return {"result": result, "figures": figures, "seconds": dict(steps.times)}
 
 
 def _recipe(size: int, opts: Options):
@@ -226,10 +232,6 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
 
     metrics = list(registry.set_metrics.values())
     wanted = list(opts.features) or list(registry.feature_extractors)
-    unknown = [n for n in wanted if n not in registry.feature_extractors]
-    if unknown:
-        raise SdError(f"--features: unknown feature space(s) {', '.join(unknown)}; allowed: "
-                      + ", ".join(registry.feature_extractors))
     n_gen = len(imgs["generated"])
     floor_all = _pick(np.arange(len(imgs["real_train"])), n_gen, rng)
     floor_cls = {task: {c: _pick(ix[1], len(ix[2]), rng) for c, ix in classes.items()}
@@ -237,7 +239,7 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
     out: dict[str, Any] = {}
     for name in wanted:
         spec = registry.feature_extractors[name]
-        steps.begin(f"features: {name}", 4)
+        steps.begin(f"features and metrics: {name}", 4)
         try:
             fn = spec.build(ctx)
         except SdError as exc:

@@ -28,8 +28,9 @@ class TrainingRecipe:
     steps: int = 150
     batch_size: int = 32
     backbone: str = "cnn_light"
-    options: Mapping[str, Any] = field(default_factory=lambda: {"channels": [8, 16, 32], "hidden": [128],
-                                                                "pool_size": 4})
+    #: a light CNN: three 3×3 stages, so that 2,000 images at 128×128 train and embed in seconds
+    options: Mapping[str, Any] = field(default_factory=lambda: {"channels": [4, 8, 16], "kernels": [3, 3, 3],
+                                                                "hidden": [64], "pool_size": 4})
     embedding_dim: int = 64
     lr: float = 2e-3
 
@@ -124,14 +125,14 @@ class Classifier:
             yield x
 
     @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch: int = 256) -> np.ndarray:
+    def embed(self, images: torch.Tensor, batch: int = 64) -> np.ndarray:
         """(N, embedding_dim) from uint8 images (N, 1, S, S)."""
         self.model.eval()
         out = [self.model.backbone(x).double() for x in self._batches(images, batch)]
         return torch.cat(out).numpy() if out else np.zeros((0, int(self.info["embedding_dim"])))
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch: int = 256) -> dict[str, torch.Tensor]:
+    def predict(self, images: torch.Tensor, batch: int = 64) -> dict[str, torch.Tensor]:
         self.model.eval()
         outs = [self.model(x) for x in self._batches(images, batch)]
         return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]} if outs else {}
