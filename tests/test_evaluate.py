@@ -237,3 +237,23 @@ def test_cli_errors_are_one_line(tmp_path, sets):
     res = run_sd("evaluate", str(sets["real"]), str(sets["good"]), "--features", "nosuch",
                  "--out", str(tmp_path / "x"), "--skip-utility")
     assert res.returncode != 0 and "nosuch" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_without_preprocess_json_the_band_space_is_skipped_with_a_reason(sets, tmp_path):
+    import shutil
+
+    real = tmp_path / "real"
+    shutil.copytree(sets["real"], real)
+    (real / "preprocess.json").unlink()
+    ev = evaluate(real, sets["good"], tmp_path / "out", Options(skip_utility=True, steps=5, extra=QUICK))
+    res = ev["result"]
+    assert "preprocess.json" in res["features"]["bandpower"]["skipped"]
+    assert "preprocess.json" in res["band_power"]["skipped"] and res["preprocess"] is None
+    assert "bandpower" not in res["fid"] and "classifier" in res["fid"]
+    paths = write_outputs(tmp_path / "out", ev)
+    assert "skipped" in paths["html"].read_text()
+
+
+def test_help_lists_evaluate():
+    res = run_sd("--help")
+    assert res.returncode == 0 and "evaluate " in res.stdout and "evaluate-run" in res.stdout
