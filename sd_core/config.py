@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,7 +361,8 @@ def starter_text(datasets: Mapping[str, Any]) -> str:
     for section, schema in SECTIONS.items():
         out.append(f"[{section}]")
         for name, key in schema.items():
-            out.append(f"# {key.help}" + (f" ({' | '.join(key.choices)})" if key.choices else ""))
+            text = key.help + (f" ({' | '.join(key.choices)})" if key.choices else "")
+            out += [f"# {line}" for line in textwrap.wrap(text, 96)]
             out.append(f"{name} = {toml_value(key.default)}")
         out.append("")
     out.append("# Per data set: raw/output folders, channels, preprocessing overrides, plugin options.")
