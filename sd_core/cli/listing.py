@@ -125,10 +125,20 @@ def backbones() -> None:
 
 @click.command()
 def metrics() -> None:
-    """List evaluation metrics."""
+    """List evaluation metrics: per task, and the set metrics and feature spaces of sd evaluate."""
     reg = get_registry()
     t = table("sd metrics", ["metric", "task type", "better", "plugin", "description"])
     for name, spec in reg.metrics.items():
         t.add_row(name, spec.kind, "higher" if spec.higher_is_better else "lower",
                   reg.owner("sd_metrics", name), spec.description)
+    console().print(t)
+    t = table("sd evaluate: set metrics (real set vs generated set)", ["metric", "outputs", "better", "plugin",
+                                                                       "description"])
+    for name, spec in reg.set_metrics.items():
+        t.add_row(name, ", ".join(spec.outputs), "higher" if spec.higher_is_better else "lower",
+                  reg.owner("sd_set_metrics", name), spec.description)
+    console().print(t)
+    t = table("sd evaluate: feature spaces", ["name", "plugin", "description"])
+    for name, spec in reg.feature_extractors.items():
+        t.add_row(name, reg.owner("sd_feature_extractors", name), spec.description)
     console().print(t)
