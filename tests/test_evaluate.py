@@ -18,8 +18,8 @@ from sd_core.evaluate.report import write_outputs
 from sd_core.evaluate.run import Options, evaluate
 
 #: tiny classifiers: a few steps of a small CNN at 32×32
-QUICK = {"recipe": {"batch_size": 16, "options": {"channels": [4, 8], "kernels": [3, 3], "hidden": [32],
-                                                  "pool_size": 4}, "embedding_dim": 16}}
+QUICK = {"batch_size": 16, "options": {"channels": [4, 8], "kernels": [3, 3], "hidden": [32], "pool_size": 4},
+         "embedding_dim": 16}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,12 +45,12 @@ def results(sets) -> dict[str, dict]:
     """One evaluation per generated set (no utility); the classifier is trained once."""
     out = {}
     first = evaluate(sets["real"], sets["good"], sets["root"] / "out-good",
-                     Options(skip_utility=True, steps=60, extra=QUICK))
+                     Options(skip_utility=True, steps=60, recipe=QUICK))
     out["good"] = first
     clf = Path(first["result"]["classifier"]["run"])
     for name in ("shuffled", "noise", "copies", "shifted"):
         out[name] = evaluate(sets["real"], sets[name], sets["root"] / f"out-{name}",
-                             Options(skip_utility=True, classifier=clf, extra=QUICK))
+                             Options(skip_utility=True, classifier=clf, recipe=QUICK))
     return out
 
 
@@ -147,7 +147,7 @@ def test_band_power_recovers_a_planted_shift(results):
 def test_same_seed_same_json(sets, tmp_path):
     texts = []
     for i in range(2):
-        ev = evaluate(sets["real"], sets["good"], tmp_path / f"run{i}", Options(skip_utility=True, steps=20, extra=QUICK))
+        ev = evaluate(sets["real"], sets["good"], tmp_path / f"run{i}", Options(skip_utility=True, steps=20, recipe=QUICK))
         write_outputs(tmp_path / f"run{i}", ev)
         text = (tmp_path / f"run{i}" / "evaluation.json").read_text()
         texts.append(text.replace(str(tmp_path / f"run{i}"), "OUT"))
@@ -157,7 +157,7 @@ def test_same_seed_same_json(sets, tmp_path):
 @pytest.mark.slow
 def test_utility_tstr_trts_augmentation_over_three_seeds(sets, tmp_path):
     ev = evaluate(sets["real"], sets["good"], tmp_path / "out",
-                  Options(steps=50, utility_seeds=3, features=("bandpower",), extra=QUICK))["result"]
+                  Options(steps=50, utility_seeds=3, features=("bandpower",), recipe=QUICK))["result"]
     for key in ("tstr", "trts", "augmentation", "trtr"):
         s = ev[key]["balanced_accuracy"]["health"]
         assert len(s["per_seed"]) == 3 and 0 <= s["mean"] <= 1 and s["std"] >= 0
@@ -245,7 +245,7 @@ def test_without_preprocess_json_the_band_space_is_skipped_with_a_reason(sets, t
     real = tmp_path / "real"
     shutil.copytree(sets["real"], real)
     (real / "preprocess.json").unlink()
-    ev = evaluate(real, sets["good"], tmp_path / "out", Options(skip_utility=True, steps=5, extra=QUICK))
+    ev = evaluate(real, sets["good"], tmp_path / "out", Options(skip_utility=True, steps=5, recipe=QUICK))
     res = ev["result"]
     assert "preprocess.json" in res["features"]["bandpower"]["skipped"]
     assert "preprocess.json" in res["band_power"]["skipped"] and res["preprocess"] is None

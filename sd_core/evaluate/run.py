@@ -42,7 +42,7 @@ class Options:
     utility_seeds: int = 3
     steps: int = 150  # optimizer steps of the classifier trained here and of each utility run
     features: Sequence[str] = ()  # feature spaces (default: every registered one)
-    extra: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)  # TrainingRecipe fields to change (backbone, options, …)
 
 
 def _read_params(folder: Path) -> dict | None:
@@ -216,7 +216,7 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
 def _recipe(size: int, opts: Options):
     from sd_core.evaluate.runs import TrainingRecipe
 
-    return TrainingRecipe(image_size=size, steps=opts.steps, **opts.extra.get("recipe", {}))
+    return TrainingRecipe(image_size=size, steps=opts.steps, **opts.recipe)
 
 
 def _class_indices(task, real_rows, train_rows, gen_rows) -> dict[str, tuple[np.ndarray, ...]]:
