@@ -304,3 +304,31 @@ def test_caption_conditioning_with_a_local_text_encoder(tmp_path, data, monkeypa
     assert run.model.cond.text_proj.in_features == 16
     res = generate_dataset(tmp_path / "run", tmp_path / "gen", n=2, balanced=True, steps=2)
     assert res["images"] == 4
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run(tmp_path, data):
+    """`accelerate launch` with two CPU processes: one run folder, checkpoints, the final model."""
+    import os
+    import subprocess
+    import sys
+
+    from test_train import free_port
+
+    cfg = write_cfg(tmp_path / "cfg.toml", data, tmp_path / "run", steps=6, checkpoint_steps=3,
+                    sample_solver_steps=2, samples_per_condition=1, ema_decay=0.9)
+    env = {**os.environ, **ONE_THREAD, "COLUMNS": "200"}
+    env.pop("SD_CONFIG", None)
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                          "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                          "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+                          "-m", "sd_core", "diffusion", "train", str(cfg)], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    history = json.loads((run / "history.json").read_text())
+    assert [h["step"] for h in history] == list(range(1, 7))
+    state = json.loads((run / "state.json").read_text())
+    assert state["latest"] == "step-000006" and state["written"] == ["step-000003", "step-000006"]
+    assert (run / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert res.stdout.count("parameters;") == 1  # the summary line comes from one process

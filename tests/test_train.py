@@ -128,7 +128,7 @@ def test_across_data_sets_only_shared_or_canonical_tasks(data):
     tasks = resolve_tasks(["health", "gender", "age"], ["math", "parkinsons"], reg, rows)
     assert [t.kind for t in tasks] == [CLASSIFICATION, CLASSIFICATION, REGRESSION]
     assert tasks[0].classes == ("H", "PD") and tasks[1].classes == ("F", "M")
-    with pytest.raises(Exception, match="not defined by data set.*parkinsons.*allowed: age, gender, health"):
+    with pytest.raises(Exception, match="not defined by data set.*parkinsons.*allowed: age, dataset, gender, health"):
         resolve_tasks(["math_activity"], ["math", "parkinsons"], reg, rows)
     # an empty label is a missing target, not a class
     row = dict(rows[0], health="")
@@ -245,13 +245,17 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_process_cpu_run(tmp_path, data):
+@pytest.mark.parametrize("strategy", ["epoch", "steps", "none"])
+def test_two_process_cpu_run(tmp_path, data, strategy):
     cfg = experiment(tmp_path, data, datasets=("math", "parkinsons"), tasks=("health", "gender"),
-                     epochs=6)
+                     epochs=6, training=f'eval_strategy = "{strategy}"\neval_steps = 7')
     env = {k: v for k, v in os.environ.items() if k not in ("SD_CONFIG",)}
     env.update(OMP_NUM_THREADS="1", COLUMNS="200")
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                          "--master-port", str(free_port()), "-m", "sd_core", "train", str(cfg), "--out",
+    # the command the docs give: accelerate's launcher (torchrun sets up the same processes)
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                          "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                          "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+                          "-m", "sd_core", "train", str(cfg), "--out",
                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

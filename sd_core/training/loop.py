@@ -214,12 +214,13 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
 
     def save(reason: str) -> None:
         rngs = gather_rng_states(acc)
+        name = ckpt.checkpoint_name(step)
         if main:
-            name = ckpt.checkpoint_name(step)
             pos = {"step": step, "epoch": epoch, "batch": done_in_epoch, "reason": reason}
             ckpt.save_checkpoint(run, state, name, acc.unwrap_model(model), optimizer, scheduler, pos, rngs)
             ckpt.write_json(run / "history.json", history)
-            state.latest = name
+        state.latest = name  # every process: the one they all load at the end
+        if main:
             state.write(run)
             ckpt.prune(run, state)
             state.write(run)
