@@ -1,4 +1,5 @@
-"""`sd demo` end to end on one data set: native files, preprocessing, classifier, diffusion."""
+"""`sd demo` end to end on one data set: native files, preprocessing, classifier, diffusion,
+evaluation."""
 
 from __future__ import annotations
 
@@ -33,3 +34,10 @@ def test_demo_parkinsons_every_stage(tmp_path):
     out = " ".join(res.stdout.split())
     assert "classifiers (test subjects never seen in training)" in out
     assert "parkinsons classifier on generated images" in out
+    # the evaluation stage: sd evaluate of the generated set against the real test split
+    folder = work / "report" / "parkinsons-evaluation"
+    ev = json.loads((folder / "evaluation.json").read_text())
+    assert ev["n"]["generated"] == 12 and ev["conditional_accuracy"]["health"]["n"] == 12
+    assert len(ev["tstr"]["balanced_accuracy"]["health"]["per_seed"]) == 3
+    assert set(ev["fid"]) == {"classifier", "bandpower"} and (folder / "report.html").is_file()
+    assert "real vs real" in out and "evaluation report:" in out

@@ -8,8 +8,9 @@ Sets (all images at the evaluation size S, the generated set's own size):
   classifier's training data, and the memorisation reference;
 - ``generated``: every row of GEN.
 
-Every set is capped at ``max_images`` rows (a seeded draw). Features are standardised per
-dimension by the mean and standard deviation of the real reference before any metric. The result is written by
+Every set is capped at ``max_images`` rows (a seeded draw). Before any metric, features are
+centred on the real reference and divided by one scale, the RMS standard deviation of its
+dimensions (a fixed similarity transform: distances keep their geometry). The result is written by
 :func:`write_outputs` (``evaluation.json``, ``report.html``); keys are documented in
 ``docs/evaluate.md``.
 """
@@ -250,11 +251,13 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
         for key in ("real", "real_train", "generated"):
             feats[key] = extract(fn, imgs[key])
             steps.advance()
-        # standardised by the real reference: one fixed linear map for every set, so that KID's
-        # kernel and the k-NN balls see each dimension on the same scale
-        mu, sd = feats["real"].mean(0), feats["real"].std(0)
-        sd = np.where(sd > 1e-8, sd, 1.0)
-        feats = {k: (v - mu) / sd for k, v in feats.items()}
+        # centred on the real reference and divided by one scale (the RMS spread of its
+        # dimensions): every space's numbers come out of comparable size, its geometry is kept,
+        # and a nearly constant dimension is not blown up
+        mu = feats["real"].mean(0)
+        scale = float(np.sqrt(feats["real"].var(0).mean())) if len(feats["real"]) > 1 else 1.0
+        scale = scale if scale > 1e-12 else 1.0
+        feats = {k: (v - mu) / scale for k, v in feats.items()}
         entry: dict[str, Any] = {"description": spec.description, "dim": int(feats["real"].shape[1]),
                                  "owner": registry.owner("sd_feature_extractors", name)}
         entry["pooled"] = {
