@@ -128,9 +128,24 @@ class SdGroup(click.Group):
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="Project file (default: $SD_CONFIG, else ./sd.toml, else built-in defaults).",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Also say what each step did (a line per subject, per evaluation).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output: results, warnings and errors only.")
+@click.option("--debug", is_flag=True, help="Print tracebacks of plugin bugs and failed workers (as SD_DEBUG=1).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
-    """sd: EEG recordings to spectrogram images, classifiers and conditional diffusion models."""
+def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool, debug: bool) -> None:
+    """sd: EEG recordings to spectrogram images, classifiers and conditional diffusion models.
+
+    Shell completion: eval "$(_SD_COMPLETE=bash_source sd)" (zsh_source, fish_source).
+    """
+    from sd_core.progress import VERBOSITY
+
+    if verbose and quiet:
+        raise click.UsageError("-v and -q exclude each other")
+    VERBOSITY["level"] = -1 if quiet else (1 if verbose else 0)
+    if debug:
+        import os
+
+        os.environ["SD_DEBUG"] = "1"
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
 

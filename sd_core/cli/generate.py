@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import console, table
+from sd_core.cli.output import JSON_OPTION, console, err_console, print_json, table
 
 
 @click.command()
@@ -31,8 +31,9 @@ from sd_core.cli.output import console, table
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --out.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--json", "as_json", **JSON_OPTION)
 def generate(run, n, conditions, balanced, steps, scheduler, guidance, seed, split, dataset, batch_size,
-             device, overwrite, out):
+             device, overwrite, out, as_json):
     """Generate labelled spectrograms with the diffusion model in RUN.
 
     Writes PNGs and metadata CSVs in the processed layout (with a `generated` column and
@@ -58,7 +59,13 @@ def generate(run, n, conditions, balanced, steps, scheduler, guidance, seed, spl
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     res = generate_dataset(run_dir, Path(out).resolve(), n, parsed, balanced, steps, scheduler, guidance,
-                           seed, split, batch_size, dataset, overwrite, dev, console(), spec=spec)
+                           seed, split, batch_size, dataset, overwrite, dev,
+                           err_console() if as_json else console(), spec=spec)
+    if as_json:
+        print_json({"out": res["out"], "images": res["images"], "seconds": round(res["seconds"], 3),
+                    "per_subject": res["per_subject"], "steps": steps, "scheduler": scheduler,
+                    "guidance": guidance, "seed": seed})
+        return
     t = table(f"{res['images']} images in {res['out']}", ["subject", "images"])
     for subject, k in sorted(res["per_subject"].items()):
         t.add_row(subject, str(k))

@@ -45,9 +45,11 @@ def _parse_splits(text: str) -> dict[str, float]:
               help="Replace output made with other parameters (only files sd wrote are deleted).")
 @click.option("--debug", is_flag=True, envvar="SD_DEBUG",
               help="Print the tracebacks of plugin bugs and failed workers (also SD_DEBUG=1).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the results as JSON on stdout (progress goes to stderr).")
 @click.pass_context
 def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, resolution, bins,
-               splits, seed, workers, shard, merge, overwrite, debug):
+               splits, seed, workers, shard, merge, overwrite, debug, as_json):
     """Turn raw recordings into spectrogram PNGs and metadata CSVs (resumable).
 
     Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
@@ -73,6 +75,7 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
     shard_spec = Shard.parse(shard) if shard else None
 
     failures = 0
+    results: list[dict] = []
     for name in names:
         plugin = reg.dataset(name)
         raw_root = Path(raw).resolve() if raw else cfg.raw_root(name)
@@ -83,8 +86,11 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
                 from sd_core.preprocess.runner import merge_dataset
 
                 counts = merge_dataset(plugin, out)
-                console().print(f"[bold]{name}[/]: merged into {out}: "
-                                + ", ".join(f"{s} {c}" for s, c in counts.items()))
+                if as_json:
+                    results.append({"dataset": name, "out": str(out), "merged": True, "images": counts})
+                else:
+                    console().print(f"[bold]{name}[/]: merged into {out}: "
+                                    + ", ".join(f"{s} {c}" for s, c in counts.items()))
                 continue
             result = _run_one(plugin, raw_root, out, prep, cfg, name, shard_spec, overwrite)
         except SdError as exc:
@@ -93,20 +99,28 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
 
             err_console().print(f"[bold red]error:[/] {name}: {escape(str(exc))}", soft_wrap=True)
             continue
-        _summary(result, debug)
+        if as_json:
+            results.append(_as_dict(result))
+        else:
+            _summary(result, debug)
         if result.faults or (result.subjects and len(result.failed_subjects) == result.subjects):
             failures += 1
+    if as_json:
+        from sd_core.cli.output import print_json
+
+        print_json(results)
     if failures:
         ctx.exit(1)
 
 
 def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from sd_core.preprocess.runner import preprocess_dataset
+    from sd_core.progress import make_progress, verbosity
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err_console(), transient=False)
+    progress = make_progress(err_console(), TextColumn("[bold]{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), label="preprocess", transient=False)
     tasks: dict[str, int] = {}
     overall = None
 
@@ -121,6 +135,9 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
             if tid is not None:
                 progress.remove_task(tid)
             progress.advance(overall)
+            if verbosity() > 0:
+                err_console().print(f"{name} {payload.subject}: {payload.status}, {payload.images} images",
+                                    soft_wrap=True, highlight=False, markup=False)
 
     started = time.monotonic()
     with progress:
@@ -131,6 +148,15 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
         )
     result.seconds = time.monotonic() - started
     return result
+
+
+def _as_dict(result) -> dict:
+    by = {k: sum(r.status == k for r in result.results) for k in ("done", "partial", "failed")}
+    return {"dataset": result.dataset, "out": str(result.out), "subjects": result.subjects,
+            "resumed": result.skipped, **by, "images_this_run": sum(r.images for r in result.results),
+            "merged": result.merged, "images": result.images, "seconds": round(result.seconds, 3),
+            "errors": result.errors, "notes": [n for r in result.results for n in r.notes],
+            "faults": [r.subject for r in result.faults]}
 
 
 def _summary(result, debug: bool = False) -> None:

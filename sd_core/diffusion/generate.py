@@ -122,17 +122,13 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         rows.append(row)
     text = loaded.text.encode([r["caption"] for r in rows]) if loaded.text else None
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from sd_core.progress import make_progress
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=console is None) as bar:
+    with make_progress(console, TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), label="generate") as bar:
         task = bar.add_task("generating", total=len(rows))
         images = sample(loaded.model, sched, label_tensors(spec, items), text, steps=steps, guidance=guidance,
                         seed=seed, batch_size=batch_size, device=device,

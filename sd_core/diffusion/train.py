@@ -395,13 +395,9 @@ def _replace_dir(target: Path, write: Callable[[Path], None]) -> None:
 
 
 def _progress(console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, disable=console is None, transient=False)
+    from sd_core.progress import make_progress
+
+    return make_progress(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TimeRemainingColumn(), label="diffusion", transient=False)

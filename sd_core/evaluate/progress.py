@@ -12,15 +12,18 @@ class Steps:
         self.console = console
         self.bar = None
         self.task = None
+        self._total = 0
         self.times: dict[str, float] = {}
         self._current: tuple[str, float] | None = None
 
     def __enter__(self) -> "Steps":
         if self.console is not None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("[bold]evaluate[/] {task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+            from sd_core.progress import make_progress
+
+            self.bar = make_progress(self.console, TextColumn("[bold]evaluate[/] {task.description}"),
+                                     BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), label="evaluate")
             self.bar.start()
         return self
 
@@ -39,8 +42,9 @@ class Steps:
         if self.bar is None:
             return
         if self.task is not None:
-            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+            self.bar.update(self.task, completed=self._total)
         self.task = self.bar.add_task(description, total=total)
+        self._total = total
 
     def advance(self, n: int = 1) -> None:
         if self.bar is not None and self.task is not None:

@@ -93,28 +93,39 @@ def metrics_table(title: str, results: Mapping[str, Mapping[str, float]], regist
 
 
 class TrainProgress:
-    """A rich progress bar of the steps, with the loss and the last evaluation."""
+    """A progress bar of the steps with the loss and the last evaluation (plain lines every few
+    seconds when output is piped; see :mod:`sd_core.progress`)."""
 
     def __init__(self, console) -> None:
         self.console = console
         self.bar = None
-
-    def start(self, total: int, done: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                            console=self.console, transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=done, info="")
         self.last_eval = ""
 
+    def start(self, total: int, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+        from sd_core.progress import make_progress
+
+        self.bar = make_progress(self.console, TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), label="train",
+                                 transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("", total=total, completed=done, info="")
+        self.loss = ""
+
     def advance(self, step: int, loss: float) -> None:
-        self.bar.update(self.task, completed=step, info=f"loss {loss:.3f} {self.last_eval}")
+        self.loss = f"loss {loss:.3f}"
+        self.bar.update(self.task, completed=step, info=f"{self.loss} {self.last_eval}")
 
     def evaluated(self, step: int, metrics: Mapping[str, float], key: str) -> None:
+        from sd_core.progress import verbosity
+
         value = metrics.get(key, math.nan)
         self.last_eval = f"· val {key} {value:.3f}"
+        self.bar.update(self.task, info=f"{self.loss} {self.last_eval}")  # never a stale figure
+        if verbosity() > 0:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if not k.endswith("/n"))
+            self.console.print(f"step {step}: val {shown}", soft_wrap=True, highlight=False)
 
     def stop(self) -> None:
         if self.bar is not None:
