@@ -43,13 +43,25 @@ class Experiment:
         return dumps(self.sections)
 
 
-def load_experiment(path: str | Path, schema: Mapping[str, Mapping[str, Key]],
+#: What an experiment given as a mapping (``sd_core.api.train({...})``) is called in messages;
+#: its relative paths are relative to the working folder, its default run folder runs/<stem>.
+MAPPING_SOURCE = "python-experiment.toml"
+
+
+def load_experiment(path: str | Path | Mapping[str, Any], schema: Mapping[str, Mapping[str, Key]],
                     required: Mapping[str, tuple[str, ...]] = {}) -> Experiment:
-    """Read and validate an experiment file against ``schema`` (section → keys)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment file {path} does not exist")
-    raw = read_toml(path)
+    """Read and validate an experiment file against ``schema`` (section → keys).
+
+    ``path`` may also be the file's content as a mapping of sections (the Python API), checked
+    the same way."""
+    if isinstance(path, Mapping):
+        raw = copy.deepcopy(dict(path))
+        path = Path.cwd() / MAPPING_SOURCE
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"experiment file {path} does not exist")
+        raw = read_toml(path)
     src = str(path)
     sections = {sec: {k: copy.deepcopy(key.default) for k, key in keys.items()}
                 for sec, keys in schema.items()}

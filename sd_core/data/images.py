@@ -5,12 +5,16 @@ shape (1, S, S) scaled to [-1, 1] (``pixel / 127.5 - 1``), resized to ``image_si
 differs from the stored size. When the decoded images fit in ``cache_mb`` they are decoded once
 (in threads) and kept as uint8, so a training step costs an index, not a PNG decode.
 
-``__getitems__`` returns a whole collated batch (torch's DataLoader uses it when present);
-use :func:`batch_collate` as the loader's ``collate_fn``.
+``__getitems__`` returns a whole collated batch (torch's DataLoader uses it when present), a
+:class:`Batch`: ``batch["image"]``, ``batch["targets"]``, ``batch["index"]`` are the collated
+fields, and as a sequence it holds the samples that ``dataset[i]`` gives, which is what torch's
+default collate expects, so a plain ``DataLoader(dataset, batch_size=8)`` works; with
+:func:`batch_collate` as ``collate_fn`` the collated fields pass through without a copy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence as SequenceABC
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
@@ -98,21 +102,78 @@ class ProcessedImages(torch.utils.data.Dataset):
             return self.cache[torch.as_tensor(indices, dtype=torch.long)]
         return torch.from_numpy(np.stack([load_image(self.rows[i], self.size) for i in indices])[:, None])
 
+    @property
+    def columns(self) -> list[str]:
+        """The metadata columns of the rows (union over the rows, in first-seen order)."""
+        if "_columns" not in self.__dict__:
+            self._columns = list(dict.fromkeys(k for r in self.rows for k in r if not k.startswith("_")))
+        return self._columns
+
+    def row(self, i: int) -> dict[str, str]:
+        """Metadata row ``i`` with every column of :attr:`columns` ("" where it has none), so that
+        the rows of one batch share their keys (torch's default collate needs that)."""
+        return _public(self.rows[i], self.columns)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
+        i = range(len(self.rows))[i]  # negative indices; IndexError past the end
         return {"image": to_float(self.images_uint8([i]))[0],
                 "targets": {k: v[i] for k, v in self.targets.items()},
-                "row": {k: v for k, v in self.rows[i].items() if not k.startswith("_")},
+                "row": self.row(i),
                 "index": i}
 
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        return {"image": to_float(self.images_uint8(indices)),
-                "targets": {k: v[idx] for k, v in self.targets.items()},
-                "index": idx}
+    def __getitems__(self, indices: Sequence[int]) -> "Batch":
+        indices = [int(i) for i in indices]
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return Batch({"image": to_float(self.images_uint8(indices)),
+                      "targets": {k: v[idx] for k, v in self.targets.items()},
+                      "index": idx}, [self.rows[i] for i in indices], self.columns)
+
+
+def _public(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str]:
+    return {c: "" if row.get(c) is None else row[c] for c in columns}
+
+
+class Batch(SequenceABC):
+    """A collated batch that is also the sequence of its samples.
+
+    ``batch["image"]`` (B, 1, S, S), ``batch["targets"]`` ({task: (B,)}) and ``batch["index"]``
+    (B,) are the collated fields (what sd's loops read); ``batch[j]`` (an integer) is the j-th
+    sample as ``dataset[i]`` gives it, views of the collated tensors plus its metadata row.
+    """
+
+    def __init__(self, fields: dict[str, Any], rows: Sequence[Mapping[str, Any]],
+                 columns: Sequence[str]) -> None:
+        self.fields = fields
+        self.rows = rows  # the dataset's rows, made public (see ProcessedImages.row) on access
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self.fields[key]
+        if isinstance(key, slice):
+            return [self[j] for j in range(len(self))[key]]
+        j = range(len(self))[key]
+        f = self.fields
+        return {"image": f["image"][j], "targets": {k: v[j] for k, v in f["targets"].items()},
+                "row": _public(self.rows[j], self.columns), "index": int(f["index"][j])}
+
+    def __contains__(self, key) -> bool:
+        return key in self.fields
+
+    def keys(self):
+        return self.fields.keys()
+
+    def items(self):
+        return self.fields.items()
 
 
 def batch_collate(batch: Any) -> Any:
     """collate_fn for a loader over :class:`ProcessedImages`: batches arrive collated."""
+    if isinstance(batch, Batch):
+        return batch.fields
     if isinstance(batch, list):  # a loader without batched fetching
         return {"image": torch.stack([b["image"] for b in batch]),
                 "targets": {k: torch.stack([b["targets"][k] for b in batch]) for k in batch[0]["targets"]},
@@ -127,4 +188,4 @@ def is_missing(target: torch.Tensor) -> torch.Tensor:
     return target < 0
 
 
-__all__ = ["ProcessedImages", "batch_collate", "load_image", "to_float", "is_missing"]
+__all__ = ["ProcessedImages", "Batch", "batch_collate", "load_image", "to_float", "is_missing"]

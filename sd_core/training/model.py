@@ -13,7 +13,11 @@ from sd_core.specs import CLASSIFICATION
 
 
 class MultiTaskModel(nn.Module):
-    """``forward(images) -> {task: output}``: logits (B, classes) or a standardised value (B,)."""
+    """``forward(images) -> {task: output}``: logits (B, classes) or a standardised value (B,).
+
+    ``forward(images, task="gender")`` returns that task's output alone. ``tasks`` holds the
+    resolved tasks (classes in index order; mean and std of a regression target).
+    """
 
     def __init__(self, backbone: nn.Module, tasks: Sequence[ResolvedTask], embedding_dim: int,
                  dropout: float) -> None:
@@ -26,14 +30,20 @@ class MultiTaskModel(nn.Module):
             for t in tasks
         })
         self.kinds = {t.name: t.kind for t in tasks}
+        self.tasks = list(tasks)
+        self.image_size: int | None = None  # set by build_model
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, task: str | None = None):
+        if task is not None and task not in self.heads:
+            raise KeyError(f"the model has no task {task!r}; its tasks: {', '.join(self.task_names)}")
         z = self.dropout(self.backbone(images))
         out = {}
         for name, head in self.heads.items():
+            if task is not None and name != task:
+                continue
             y = head(z)
             out[name] = y if self.kinds[name] == CLASSIFICATION else y.squeeze(-1)
-        return out
+        return out if task is None else out[task]
 
 
 def build_model(registry: Any, backbone: str, options: Mapping[str, Any], tasks: Sequence[ResolvedTask],
@@ -46,4 +56,6 @@ def build_model(registry: Any, backbone: str, options: Mapping[str, Any], tasks:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"backbone {backbone!r} cannot be built with options {dict(options)} at "
                           f"image size {image_size}: {exc}") from None
-    return MultiTaskModel(net, tasks, embedding_dim, dropout)
+    model = MultiTaskModel(net, tasks, embedding_dim, dropout)
+    model.image_size = image_size
+    return model
