@@ -78,3 +78,40 @@ def test_preprocess_json(tmp_path):
 def test_shell_completion_lists_commands():
     res = run_sd(env={"_SD_COMPLETE": "bash_complete", "COMP_WORDS": "sd pre", "COMP_CWORD": "1"})
     assert res.returncode == 0 and "preprocess" in res.stdout, (res.stdout, res.stderr)
+
+
+def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # the run's scalars (accelerate's TensorBoard tracker adds a sub-run for the hyperparameters)
+    events = min((p.parent for p in folder.rglob("events.out.tfevents.*")), key=lambda p: len(p.parts))
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_tracking_of_classifier_and_diffusion_runs(work, tmp_path):
+    cfg = experiment(work, work / "data", epochs=2, name="tb.toml",
+                     training='eval_strategy = "epoch"\nlog_with = "tensorboard"')
+    res = run_sd("-q", "train", str(cfg), "--out", str(work / "tb"), cwd=work, env=FAST)
+    assert res.returncode == 0, res.stderr
+    tags = _scalars(work / "tb" / "logs")
+    history = json.loads((work / "tb" / "history.json").read_text())
+    assert [s for s, _ in tags["train/loss"]] == list(range(1, 13))
+    assert tags["train/loss"][-1][1] == pytest.approx(history["train"][-1]["loss"], rel=1e-5)
+    assert [s for s, _ in tags["val/math_activity/balanced_accuracy"]] == [6, 12]
+    assert "train/loss/math_activity" in tags
+
+    from test_diffusion import write_cfg, write_processed
+
+    data = write_processed(tmp_path / "parkinsons", per_class=4)
+    dcfg = write_cfg(tmp_path / "d.toml", data, tmp_path / "drun", steps=3, log_with="tensorboard",
+                     sample_solver_steps=2, samples_per_condition=1)
+    res = run_sd("-q", "diffusion", "train", str(dcfg), cwd=tmp_path, env=FAST)
+    assert res.returncode == 0, res.stderr
+    assert [s for s, _ in _scalars(tmp_path / "drun" / "logs")["train/loss"]] == [1, 2, 3]
+    # a tracker whose package is missing: one line before any training
+    missing = experiment(work, work / "data", name="aim.toml", training='log_with = "aim"')
+    res = run_sd("train", str(missing), "--out", str(work / "aim"), cwd=work)
+    assert res.returncode == 1 and "log_with = 'aim' needs the aim package" in res.stderr
+    assert not (work / "aim").exists()

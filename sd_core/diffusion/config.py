@@ -11,6 +11,7 @@ from typing import Any
 from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
 from sd_core.errors import ConfigError
 from sd_core.experiment import Experiment, load_experiment, starter_experiment
+from sd_core.tracking import LOG_WITH, check_tracker
 
 
 def _channels(v: list) -> str | None:
@@ -77,6 +78,7 @@ TRAINING = {
     "samples_per_condition": Key((int,), 4, "images per row of a sample grid", check=_positive),
     "guidance": Key((int, float), 2.0, "guidance scale of the sample grids", check=_non_negative),
     "output_dir": Key((str,), "runs/diffusion", "run folder (relative to this file; --out overrides)"),
+    "log_with": LOG_WITH,
 }
 
 SCHEMA = {"data": DATA, "model": MODEL, "training": TRAINING}
@@ -86,6 +88,7 @@ REQUIRED = {"data": ("datasets", "conditions")}
 def load_diffusion_experiment(path: str | Path) -> Experiment:
     """Read and validate a diffusion experiment file."""
     exp = load_experiment(path, SCHEMA, REQUIRED)
+    check_tracker(exp["training"]["log_with"], f"{exp.source}: [training]")
     d, m = exp["data"], exp["model"]
     if not d["conditions"]:
         raise exp.error("data", "conditions", "must name at least one task to condition on")

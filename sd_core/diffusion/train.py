@@ -54,6 +54,7 @@ from sd_core.experiment import Experiment
 from sd_core.io import atomic_write_text
 from sd_core.preprocess.layout import write_json
 from sd_core.specs import CLASSIFICATION, REGRESSION
+from sd_core import tracking
 from sd_core.training import checkpoint as ckpt
 
 CHECKPOINTS = ckpt.CHECKPOINTS
@@ -218,7 +219,8 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
                       "resume with the same file and options, or train into another folder with --out")
 
     cuda = torch.cuda.is_available()
-    acc = Accelerator(mixed_precision=tr["mixed_precision"], cpu=not cuda)
+    acc = Accelerator(mixed_precision=tr["mixed_precision"], cpu=not cuda,
+                      **tracking.accelerator_kwargs(tr["log_with"], run))
     say = console.print if (console is not None and acc.is_main_process) else (lambda *a, **k: None)
 
     rows, tasks, images, weights = load_training_data(exp, project, registry)
@@ -318,6 +320,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             if ema is not None:
                 ema.restore(net.parameters())
 
+    tracking.start(acc, tr["log_with"], "sd-diffusion", {k: exp[k] for k in ("data", "model", "training")})
     t0 = time.perf_counter()
     model.train()
     progress = _progress(console if acc.is_main_process else None)
@@ -353,6 +356,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             step_loss = float(acc.reduce(torch.stack(losses).mean(), reduction="mean"))
             done = step + 1
             history.append({"step": done, "loss": step_loss, "lr": lr_sched.get_last_lr()[0]})
+            tracking.log(acc, tr["log_with"], {"train/loss": step_loss, "train/lr": history[-1]["lr"]}, done)
             progress.update(task_id, advance=1, description=f"training  loss {step_loss:.4f}")
             if tr["checkpoint_steps"] and done % tr["checkpoint_steps"] == 0 and done < total:
                 save_checkpoint(done)
@@ -361,6 +365,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             if on_step is not None:
                 on_step(done, step_loss)
     seconds = time.perf_counter() - t0
+    tracking.end(acc, tr["log_with"])
 
     save_checkpoint(total)
     grid = write_grid(total)

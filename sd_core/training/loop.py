@@ -25,6 +25,7 @@ from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
 from sd_core.errors import ConfigError, SdError
 from sd_core.experiment import Experiment
 from sd_core.specs import CLASSIFICATION
+from sd_core import tracking
 from sd_core.training import checkpoint as ckpt
 from sd_core.training.evaluate import evaluate
 from sd_core.training.losses import task_losses, total_loss
@@ -140,7 +141,8 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     from accelerate.utils import set_seed
 
     t = exp["training"]
-    acc = Accelerator(mixed_precision=t["mixed_precision"], cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=t["mixed_precision"], cpu=not torch.cuda.is_available(),
+                      **tracking.accelerator_kwargs(t["log_with"], run))
     main = acc.is_main_process
     state_file = run / "state.json"
     if main:
@@ -208,6 +210,7 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     acc.wait_for_everyone()
 
     model, optimizer = acc.prepare(model, optimizer)
+    tracking.start(acc, t["log_with"], "sd-train", {k: exp[k] for k in ("data", "model", "training")})
     task_weights = t["task_weights"]
     step, epoch, done_in_epoch = position["step"], position["epoch"], position["batch"]
     stop = state.finished or step >= total
@@ -234,6 +237,7 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
         entry = {"step": step, "epoch": epoch + done_in_epoch / max(1, steps_per_epoch),
                  **{f"val/{k}": v for k, v in metrics.items()}}
         history["eval"].append(entry)
+        tracking.log(acc, t["log_with"], {f"val/{k}": v for k, v in metrics.items()}, step)
         value = metrics["loss"] if select_key == "loss" else metrics[select_key]
         ckpt.rank_best(state, value, ckpt.checkpoint_name(step), higher, t["best_k"])
         if progress is not None and main:
@@ -264,6 +268,9 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
             mean_loss = acc.reduce(loss.detach(), "mean").item() if world > 1 else loss.item()
             history["train"].append({"step": step, "loss": mean_loss, "lr": scheduler.get_last_lr()[0],
                                      **{f"loss/{k}": v.item() for k, v in losses.items()}})
+            tracking.log(acc, t["log_with"], {k.replace("loss/", "train/loss/") if k.startswith("loss/")
+                                               else f"train/{k}": v for k, v in history["train"][-1].items()
+                                               if k != "step"}, step)
             if progress is not None and main:
                 progress.advance(step, mean_loss)
             if on_step is not None:
@@ -289,6 +296,7 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     if main:
         state.finished = True
         state.write(run)
+    tracking.end(acc, t["log_with"])
     acc.wait_for_everyone()
     return finish(acc, run, data, registry, wanted, model, state, history, progress, batch)
 

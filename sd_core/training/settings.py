@@ -18,6 +18,7 @@ from __future__ import annotations
 from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
 from sd_core.errors import ConfigError
 from sd_core.experiment import Experiment, load_experiment, starter_experiment, validate_options
+from sd_core.tracking import LOG_WITH, check_tracker
 from sd_core.specs import CLASSIFICATION
 
 
@@ -83,6 +84,7 @@ TRAINING = {
                           check=_non_negative),
     "metrics": Key((list,), [], "metrics to compute (default: all that fit each task kind)", check=_strings),
     "output_dir": Key((str,), "", "run folder (default runs/<experiment file name>)"),
+    "log_with": LOG_WITH,
 }
 
 SCHEMA = {"data": DATA, "model": MODEL, "training": TRAINING}
@@ -93,6 +95,7 @@ def load_train_experiment(path, registry) -> Experiment:
     """Read and validate ``sd train``'s experiment file, names included."""
     exp = load_experiment(path, SCHEMA, REQUIRED)
     src = str(exp.source)
+    check_tracker(exp["training"]["log_with"], f"{src}: [training]")
     model = exp["model"]
     if model["backbone"] not in registry.backbones:
         raise exp.error("model", "backbone", f"= {model['backbone']!r} is not installed; allowed: "
