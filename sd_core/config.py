@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -145,23 +145,47 @@ def _type_ok(key: Key, value: Any) -> bool:
     return isinstance(value, key.types)
 
 
-def _validate_table(where: str, table: Mapping[str, Any], schema: Mapping[str, Key], src: str) -> None:
+def did_you_mean(name: str, allowed: Sequence[str]) -> str:
+    """``"; did you mean 'nsamps'?"`` for a misspelt name, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def table_problems(where: str, table: Mapping[str, Any], schema: Mapping[str, Key], src: str) -> list[str]:
+    """Every problem of one table, each a line naming the file, the section and the key."""
+    out = []
     for name, value in table.items():
         if name not in schema:
-            raise ConfigError(
-                f"{src}: [{where}] unknown key {name!r}; allowed: {', '.join(sorted(schema))}"
-            )
+            out.append(f"{src}: [{where}] unknown key {name!r}; allowed: {', '.join(sorted(schema))}"
+                       + did_you_mean(name, sorted(schema)))
+            continue
         key = schema[name]
         if not _type_ok(key, value):
-            raise ConfigError(f"{src}: [{where}] {name} must be {key.type_name()}, got {value!r}")
+            out.append(f"{src}: [{where}] {name} must be {key.type_name()}, got {value!r}")
+            continue
         if key.choices and value not in key.choices:
-            raise ConfigError(
-                f"{src}: [{where}] {name} = {value!r} is not allowed; allowed: "
-                + ", ".join(map(str, key.choices))
-            )
+            out.append(f"{src}: [{where}] {name} = {value!r} is not allowed; allowed: "
+                       + ", ".join(map(str, key.choices))
+                       + (did_you_mean(value, key.choices) if isinstance(value, str) else ""))
+            continue
         problem = key.check(value) if key.check else None
         if problem:
-            raise ConfigError(f"{src}: [{where}] {name} {problem}, got {value!r}")
+            out.append(f"{src}: [{where}] {name} {problem}, got {value!r}")
+    return out
+
+
+def raise_problems(problems: Sequence[str]) -> None:
+    """One ConfigError listing every problem (a single one stays on one line)."""
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _validate_table(where: str, table: Mapping[str, Any], schema: Mapping[str, Key], src: str) -> None:
+    raise_problems(table_problems(where, table, schema, src))
 
 
 def dataset_schema(plugin: Any) -> dict[str, Key]:
@@ -291,31 +315,37 @@ def load_config(explicit: str | os.PathLike | None = None, registry: Any = None)
         raw = read_toml(path)
         src = str(path)
         allowed = sorted([*SECTIONS, "datasets"])
+        problems: list[str] = []
         for section, table in raw.items():
             if section not in allowed:
-                raise ConfigError(f"{src}: unknown section [{section}]; allowed: {', '.join(allowed)}")
+                problems.append(f"{src}: unknown section [{section}]; allowed: {', '.join(allowed)}"
+                                + did_you_mean(section, allowed))
+                continue
             if not isinstance(table, dict):
-                raise ConfigError(f"{src}: {section} must be a table ([{section}])")
+                problems.append(f"{src}: {section} must be a table ([{section}])")
+                continue
             if section in SECTIONS:
-                _validate_table(section, table, SECTIONS[section], src)
+                problems += table_problems(section, table, SECTIONS[section], src)
                 resolved[section].update(copy.deepcopy(table))
                 if section == "preprocess":
                     explicit |= set(table)
-        if raw.get("datasets"):
+        if isinstance(raw.get("datasets"), dict) and raw["datasets"]:
             if registry is None:
                 from sd_core.plugins import get_registry
 
                 registry = get_registry()
             for name, table in raw["datasets"].items():
                 if name not in registry.datasets:
-                    raise ConfigError(
-                        f"{src}: [datasets.{name}] unknown data set {name!r}; installed: "
-                        + (", ".join(registry.datasets) or "none")
-                    )
+                    problems.append(f"{src}: [datasets.{name}] unknown data set {name!r}; installed: "
+                                    + (", ".join(registry.datasets) or "none")
+                                    + did_you_mean(name, list(registry.datasets)))
+                    continue
                 if not isinstance(table, dict):
-                    raise ConfigError(f"{src}: datasets.{name} must be a table ([datasets.{name}])")
-                _validate_table(f"datasets.{name}", table, dataset_schema(registry.datasets[name]), src)
+                    problems.append(f"{src}: datasets.{name} must be a table ([datasets.{name}])")
+                    continue
+                problems += table_problems(f"datasets.{name}", table, dataset_schema(registry.datasets[name]), src)
                 datasets[name] = copy.deepcopy(table)
+        raise_problems(problems)
     return Config(path, resolved["paths"], resolved["preprocess"], datasets, frozenset(explicit))
 
 

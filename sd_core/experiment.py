@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from sd_core.config import Key, _validate_table, dumps, option_keys, read_toml
+from sd_core.config import Key, _validate_table, did_you_mean, dumps, option_keys, raise_problems, read_toml, table_problems
 from sd_core.errors import ConfigError
 
 
@@ -65,17 +65,22 @@ def load_experiment(path: str | Path | Mapping[str, Any], schema: Mapping[str, M
     src = str(path)
     sections = {sec: {k: copy.deepcopy(key.default) for k, key in keys.items()}
                 for sec, keys in schema.items()}
+    problems: list[str] = []
     for section, table in raw.items():
         if section not in schema:
-            raise ConfigError(f"{src}: unknown section [{section}]; allowed: {', '.join(schema)}")
+            problems.append(f"{src}: unknown section [{section}]; allowed: {', '.join(schema)}"
+                            + did_you_mean(section, list(schema)))
+            continue
         if not isinstance(table, dict):
-            raise ConfigError(f"{src}: {section} must be a table ([{section}])")
-        _validate_table(section, table, schema[section], src)
+            problems.append(f"{src}: {section} must be a table ([{section}])")
+            continue
+        problems += table_problems(section, table, schema[section], src)
         sections[section].update(copy.deepcopy(table))
     for section, keys in required.items():
         for k in keys:
-            if k not in raw.get(section, {}):
-                raise ConfigError(f"{src}: [{section}] {k} is required ({schema[section][k].help})")
+            if not isinstance(raw.get(section), dict) or k not in raw[section]:
+                problems.append(f"{src}: [{section}] {k} is required ({schema[section][k].help})")
+    raise_problems(problems)  # every problem of the file at once
     return Experiment(path.resolve(), sections)
 
 

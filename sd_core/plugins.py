@@ -271,6 +271,38 @@ class Registry:
                 found.append(message)
         return found
 
+    def invalid_contributions(self) -> dict[str, dict[Any, str]]:
+        """Data sets and tasks that are refused, by hook and key, with why: a data set whose
+        ``preprocess_defaults`` are not valid ``[preprocess]`` values, a task reading a metadata
+        column its data set does not have. Each is reported once (a warning naming the plugin and
+        the hook, the plugin marked failed for ``sd plugins``) and left out of the listings."""
+        found = self.__dict__.get("_invalid")
+        if found is not None:
+            return found
+        found = {"sd_datasets": {}, "sd_tasks": {}}
+        self.__dict__["_invalid"] = found
+        datasets, owners, _ = self._keyed("sd_datasets")
+        for name, plugin in datasets.items():
+            problem = preprocess_defaults_problem(plugin)
+            if problem:
+                found["sd_datasets"][name] = problem
+                self._refuse("sd_datasets", owners[name], f"data set {name!r} {problem}")
+        names = [d.name for _, d in self.collect("sd_datasets")]
+        clashing = {n for n in names if names.count(n) > 1}  # an error of its own; which one is meant?
+        tasks, owners, _ = self._keyed("sd_tasks")
+        for key, task in tasks.items():
+            if key[0] not in datasets or key[0] in found["sd_datasets"] or key[0] in clashing:
+                continue
+            problem = task_columns_problem(task, datasets[key[0]])
+            if problem:
+                found["sd_tasks"][key] = problem
+                self._refuse("sd_tasks", owners[key], problem)
+        return found
+
+    def _refuse(self, hook: str, plugin: str, problem: str) -> None:
+        self.mark_failed(plugin, f"{hook}: {problem}")
+        self._warn(f"hook {hook} of plugin {plugin!r}: {problem}; continuing without it")
+
     def owner(self, hook: str, key: Any) -> str:
         """The plugin that registered ``key`` through ``hook``."""
         getattr(self, hook.removeprefix("sd_"))  # make sure the table exists
@@ -279,13 +311,16 @@ class Registry:
     @cached_property
     def datasets(self) -> dict[str, Any]:
         """Data set name → :class:`~sd_core.dataset.DatasetPlugin`, sorted by name."""
-        return dict(sorted(self._unique("sd_datasets").items()))
+        found = self._unique("sd_datasets")
+        bad = self.invalid_contributions()["sd_datasets"]
+        return {k: v for k, v in sorted(found.items()) if k not in bad}
 
     @cached_property
     def tasks(self) -> dict[tuple[str, str], Any]:
         """(data set, task name) → TaskSpec, for installed data sets only."""
         found = self._unique("sd_tasks")
-        return {k: v for k, v in sorted(found.items()) if k[0] in self.datasets}
+        bad = self.invalid_contributions()["sd_tasks"]
+        return {k: v for k, v in sorted(found.items()) if k[0] in self.datasets and k not in bad}
 
     @cached_property
     def backbones(self) -> dict[str, Any]:
@@ -349,9 +384,41 @@ UNIQUE_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
+def task_columns_problem(task: Any, dataset: Any) -> str | None:
+    """Why ``task`` (a TaskSpec) cannot be read from the rows of ``dataset`` (a DatasetPlugin):
+    a column that is neither the data set's own nor one every row has; None when it can."""
+    from sd_core.specs import ROW_COLUMNS
+
+    own = [str(c) for c in (getattr(dataset, "columns", ()) or ())]
+    missing = [c for c in task.columns if c not in own and c not in ROW_COLUMNS]
+    if not missing:
+        return None
+    what = "column " + repr(missing[0]) if len(missing) == 1 else "columns " + ", ".join(map(repr, missing))
+    return (f"task '{task.dataset}.{task.name}' reads {what}, which data set {task.dataset!r} does "
+            f"not have; allowed: {', '.join(own) + ' (its columns), ' if own else ''}"
+            f"{', '.join(ROW_COLUMNS)} (every row's)")
+
+
+def preprocess_defaults_problem(dataset: Any) -> str | None:
+    """Why a DatasetPlugin's ``preprocess_defaults`` are not valid ``[preprocess]`` values."""
+    from sd_core.config import PREPROCESS, _validate_table
+    from sd_core.errors import ConfigError
+
+    given = getattr(dataset, "preprocess_defaults", None) or {}
+    if not hasattr(given, "items"):
+        return f"has preprocess_defaults {_what(given)}, expected a mapping of [preprocess] keys"
+    try:
+        _validate_table("preprocess", dict(given), PREPROCESS, "preprocess_defaults")
+    except ConfigError as exc:
+        return f"has {exc}"
+    return None
+
+
 def unknown_name(what: str, name: str, allowed) -> str:
+    from sd_core.config import did_you_mean
+
     names = ", ".join(sorted(allowed)) or "none installed"
-    return f"unknown {what} {name!r}; allowed: {names}"
+    return f"unknown {what} {name!r}; allowed: {names}" + did_you_mean(name, sorted(allowed))
 
 
 def _pickle_problem(obj: Any) -> str | None:

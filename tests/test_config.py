@@ -158,3 +158,39 @@ def test_starter_explains_each_improvement():
         assert line in text
     for word in ("uV", "poly", "smallest", "nearest", "improved"):
         assert word in text
+
+
+def test_every_problem_of_a_file_at_once_with_did_you_mean(tmp_path):
+    cfg = write(tmp_path / "sd.toml", '[preprocess]\nnsamp = 2000\nbins = "logg"\nfs = -1.0\n'
+                '[pahts]\nraw_root = "x"\n[datasets.sed]\nfs = 200.0\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(cfg)
+    lines = str(exc.value).splitlines()
+    assert lines[0] == "5 problems:"
+    text = "\n".join(lines)
+    assert f"{cfg}: [preprocess] unknown key 'nsamp'" in text and "did you mean 'nsamps'?" in text
+    assert "[preprocess] bins = 'logg' is not allowed; allowed: log, linear; did you mean 'log'?" in text
+    assert "[preprocess] fs " in text
+    assert "unknown section [pahts]" in text and "did you mean 'paths'?" in text
+    assert "unknown data set 'sed'" in text and "did you mean 'seed'?" in text
+    # through the CLI: every line, no traceback, exit 1
+    res = run_sd("--config", str(cfg), "config", "show")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.count("did you mean") == 4 and "5 problems:" in res.stderr
+
+
+def test_every_problem_of_an_experiment_file_at_once(tmp_path):
+    exp = write(tmp_path / "exp.toml", '[data]\ndatasets = ["math"]\nbatch = 8\n[model]\nbackbone = "cnn_light"\n'
+                '[training]\nepoch = 3\noptimizer = "adamm"\n')
+    res = run_sd("train", str(exp), cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    err = " ".join(res.stderr.split())
+    assert "4 problems:" in err
+    assert "[data] unknown key 'batch'" in err and "did you mean 'batch_size'?" in err
+    assert "[training] unknown key 'epoch'" in err and "did you mean 'epochs'?" in err
+    assert "optimizer = 'adamm' is not allowed; allowed: adamw, adam, sgd; did you mean 'adam'?" in err
+    assert "[data] tasks is required" in err
+    one = write(tmp_path / "one.toml", '[data]\ndatasets = ["math"]\ntasks = ["gender"]\n[model]\n'
+                'backbone = "cnn_lite"\n')
+    res = run_sd("train", str(one), cwd=tmp_path)
+    assert res.returncode == 1 and "did you mean 'cnn_light'?" in res.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sd_core.config import did_you_mean
 from sd_core.data.sources import Source, read_metadata
 from sd_core.errors import ConfigError, DatasetError
 
@@ -22,7 +23,8 @@ def sources_for(datasets: Sequence[str], overrides: Mapping[str, Path], project:
     for name in datasets:
         if name not in registry.datasets:
             raise ConfigError(f"{where}: unknown data set {name!r}; installed: "
-                              + (", ".join(sorted(registry.datasets)) or "none"))
+                              + (", ".join(sorted(registry.datasets)) or "none")
+                              + did_you_mean(name, sorted(registry.datasets)))
     unknown = sorted(set(overrides) - set(datasets))
     if unknown:
         raise ConfigError(f"[data] paths names data set(s) {', '.join(unknown)} that are not in "

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from sd_core.config import did_you_mean
 from sd_core.errors import ConfigError, DatasetError
 from sd_core.specs import CANONICAL_LABELS, CLASSIFICATION, REGRESSION
 
@@ -108,7 +109,7 @@ def resolve_tasks(names: Sequence[str], datasets: Sequence[str], registry: Any,
             if len(datasets) == 1:
                 allowed = sorted(t.name for t in registry.tasks_of(datasets[0]))
                 raise ConfigError(f"{where}: unknown task {name!r} of data set {datasets[0]!r}; "
-                                  f"allowed: {', '.join(allowed)}")
+                                  f"allowed: {', '.join(allowed)}" + did_you_mean(name, allowed))
             common = set.intersection(*({t.name for t in registry.tasks_of(ds)} for ds in datasets))
             allowed = sorted(common | set(CANONICAL_LABELS) | {DATASET_TASK})
             raise ConfigError(

@@ -15,7 +15,7 @@ epochs = 10
 from __future__ import annotations
 
 
-from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
+from sd_core.config import Key, did_you_mean, _fraction, _non_negative, _positive, _string_table, _strings
 from sd_core.errors import ConfigError
 from sd_core.experiment import Experiment, load_experiment, starter_experiment, validate_options
 from sd_core.tracking import LOG_WITH, check_tracker
@@ -99,7 +99,8 @@ def load_train_experiment(path, registry) -> Experiment:
     model = exp["model"]
     if model["backbone"] not in registry.backbones:
         raise exp.error("model", "backbone", f"= {model['backbone']!r} is not installed; allowed: "
-                        + (", ".join(sorted(registry.backbones)) or "none (pip install sd-backbones)"))
+                        + (", ".join(sorted(registry.backbones)) or "none (pip install sd-backbones)")
+                        + did_you_mean(model["backbone"], sorted(registry.backbones)))
     spec = registry.backbones[model["backbone"]]
     model["options"] = validate_options(src, "model.options", model["options"], dict(spec.options))
     training = exp["training"]
