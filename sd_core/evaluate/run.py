@@ -176,10 +176,10 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
         ctx.classifier()
         steps.advance()
         groups = {t.name: _class_indices(t, real_rows, train_rows, gen_rows) for t in tasks}
-        result["features"] = _fidelity(registry, ctx, opts, imgs, groups, steps, rng)
+        result["features"], raw = _fidelity(registry, ctx, opts, imgs, groups, steps, rng)
         _headline(result)
         steps.begin("conditional accuracy", 1)
-        result["conditional_accuracy"] = _conditional(ctx, tasks, imgs["generated"], gen_rows)
+        result["conditional_accuracy"] = _conditional(ctx, tasks, imgs["generated"], gen_rows, raw.get("classifier"))
         clf = ctx._classifier
         result["classifier"] = {"run": str(clf.run), "trained_here": clf_holder.get("trained_here", False),
                                 "image_size": clf.image_size, "backbone": clf.info.get("backbone"),
@@ -238,6 +238,7 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
     floor_cls = {task: {c: _pick(ix[1], len(ix[2]), rng) for c, ix in classes.items()}
                  for task, classes in groups.items()}
     out: dict[str, Any] = {}
+    raw: dict[str, np.ndarray] = {}  # each space's generated features as extracted
     for name in wanted:
         spec = registry.feature_extractors[name]
         steps.begin(f"features and metrics: {name}", 4)
@@ -254,6 +255,7 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
         # centred on the real reference and divided by one scale (the RMS spread of its
         # dimensions): every space's numbers come out of comparable size, its geometry is kept,
         # and a nearly constant dimension is not blown up
+        raw[name] = feats["generated"]
         mu = feats["real"].mean(0)
         scale = float(np.sqrt(feats["real"].var(0).mean())) if len(feats["real"]) > 1 else 1.0
         scale = scale if scale > 1e-12 else 1.0
@@ -278,7 +280,7 @@ def _fidelity(registry, ctx, opts: Options, imgs, groups, steps, rng) -> dict[st
         entry["per_class"] = per
         out[name] = entry
         steps.advance()
-    return out
+    return out, raw
 
 
 HEADLINE = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -300,11 +302,14 @@ def _headline(result: dict[str, Any]) -> None:
             result[key][space] = item
 
 
-def _conditional(ctx, tasks, gen_images, gen_rows) -> dict[str, Any]:
+def _conditional(ctx, tasks, gen_images, gen_rows, gen_embeddings=None) -> dict[str, Any]:
     from sd_core.evaluate.runs import class_recalls
 
     clf = ctx.classifier()
-    outputs = clf.predict(gen_images)
+    if gen_embeddings is not None:  # the classifier space was computed: reuse its embeddings
+        outputs = clf.outputs_from_embeddings(gen_embeddings)
+    else:
+        outputs = clf.predict(gen_images)
     result = {}
     for t in tasks:
         own = next((x for x in clf.tasks if x.name == t.name), None)

@@ -138,6 +138,21 @@ class Classifier:
         return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]} if outs else {}
 
 
+    @torch.no_grad()
+    def outputs_from_embeddings(self, z) -> dict[str, torch.Tensor]:
+        """The task heads on embeddings from :meth:`embed` (what :meth:`predict` gives, without a
+        second pass through the backbone: dropout is off in evaluation)."""
+        from sd_core.specs import CLASSIFICATION
+
+        self.model.eval()
+        z = torch.as_tensor(np.asarray(z), dtype=torch.float32)
+        out = {}
+        for name, head in self.model.heads.items():
+            y = head(z).float()
+            out[name] = y if self.model.kinds[name] == CLASSIFICATION else y.squeeze(-1)
+        return out
+
+
 def load_classifier(run: Path, registry: Any) -> Classifier:
     from sd_core.training.saved import load_run_model
 
