@@ -120,12 +120,17 @@ def relabel(path: Path, labels: dict[int, str]) -> None:
             fh.write(raw.ljust(16, b" "))
 
 
-def export_edf(path: Path, data, names, fs: float, types=None, check: bool = True) -> None:
+def export_edf(path: Path, data, names, fs: float, types=None, check: bool = True, events=()) -> None:
     """Write (channels, samples) volts as EDF through MNE's exporter and check the read-back.
+
+    For demo writers (``DatasetPlugin.write_demo``): ``names`` are the channel labels as the
+    file should hold them (``"EEG Fp1"``), ``types`` their MNE channel types (default all
+    ``"eeg"``). ``events``: (onset s, duration s, description) triples written as EDF+
+    annotations, which ``DatasetPlugin.events`` hands to ``label_windows``.
 
     MNE chooses each channel's physical range from its own minimum and maximum, so the signal
     always fits; the check makes sure that what a reader gets back is what was meant (to within
-    the 16-bit quantisation of the EDF format).
+    the 16-bit quantisation of the EDF format), annotations included.
     """
     import mne
     import numpy as np
@@ -134,10 +139,18 @@ def export_edf(path: Path, data, names, fs: float, types=None, check: bool = Tru
     data = np.asarray(data, dtype=np.float64)
     info = mne.create_info(list(names), float(fs), list(types) if types else "eeg")
     raw = mne.io.RawArray(data, info, verbose="error")
+    events = [(float(o), float(d), str(t)) for o, d, t in events]
+    if events:
+        raw.set_annotations(mne.Annotations(*zip(*events)))
     path.parent.mkdir(parents=True, exist_ok=True)
     mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
     if check:
-        back = mne.io.read_raw_edf(path, preload=True, verbose="error").get_data()
+        opened = mne.io.read_raw_edf(path, preload=True, verbose="error")
+        got = [(round(float(o), 3), round(float(d), 3), str(t)) for o, d, t in
+               zip(opened.annotations.onset, opened.annotations.duration, opened.annotations.description)]
+        if sorted(got) != sorted((round(o, 3), round(d, 3), t) for o, d, t in events):
+            raise RuntimeError(f"{path.name}: EDF annotations read back as {got}, not {events}")
+        back = opened.get_data()
         span = np.ptp(data, axis=1, keepdims=True) + 1e-12
         err = np.abs(back[:, :data.shape[1]] - data) / span
         if back.shape != data.shape or float(err.max()) > 1e-2:

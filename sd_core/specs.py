@@ -15,6 +15,10 @@ TASK_KINDS = (CLASSIFICATION, REGRESSION)
 
 #: Labels every data set may carry under these names, so that tasks on them work across data sets.
 CANONICAL_LABELS = ("gender", "health", "age")
+#: Columns of every processed metadata row (``sd_core.preprocess.layout.CORE_COLUMNS`` and
+#: ``caption``): a task may read these and its data set's own ``DatasetPlugin.columns``.
+ROW_COLUMNS = ("file_name", "split", "dataset", "subject", "gender", "health", "age", "recording",
+               "window", "start", "caption")
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,11 @@ class TaskSpec:
     dataset:  the data set it belongs to (may be another plugin's data set).
     kind:     ``"classification"`` or ``"regression"``.
     classes:  the class values as they appear in the metadata, in index order (classification).
-    columns:  metadata columns the target is read from. One column: its value is the target.
-              Several columns: the target is their values joined with ``_`` (for example
-              ``("doing_math", "gender")`` gives ``"1_F"``), which is how combined
-              "condition" tasks are expressed.
+    columns:  metadata columns the target is read from (default: the task's name). One column:
+              its value is the target. Several columns: the target is their values joined with
+              ``_`` (for example ``("doing_math", "gender")`` gives ``"1_F"``), which is how
+              combined "condition" tasks are expressed. Allowed: the data set's own
+              ``DatasetPlugin.columns`` and :data:`ROW_COLUMNS`; others are refused at load.
     description: one line for ``sd tasks``.
     """
 

@@ -24,20 +24,31 @@ def pip(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture
-def installed_eyes(tmp_path):
-    files = guide_files()
-    assert {"sd-eyes/pyproject.toml", "sd-eyes/sd_eyes/plugin.py", "sd-eyes/sd_eyes/__init__.py"} <= set(files)
+def install_from_guide(tmp_path, dist: str):
+    """Copy the guide's files of ``dist`` out, pip-install it, and uninstall it afterwards."""
+    files = {rel: body for rel, body in guide_files().items() if rel.startswith(f"{dist}/")}
+    module = dist.replace("-", "_")
+    assert {f"{dist}/pyproject.toml", f"{dist}/{module}/plugin.py", f"{dist}/{module}/__init__.py"} <= set(files)
     for rel, body in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(body)
-    res = pip("install", "--no-deps", "--no-build-isolation", str(tmp_path / "sd-eyes"))
+    res = pip("install", "--no-deps", "--no-build-isolation", str(tmp_path / dist))
     assert res.returncode == 0, res.stdout + res.stderr
     try:
         yield tmp_path
     finally:
-        res = pip("uninstall", "-y", "sd-eyes")
+        res = pip("uninstall", "-y", dist)
         assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture
+def installed_eyes(tmp_path):
+    yield from install_from_guide(tmp_path, "sd-eyes")
+
+
+@pytest.fixture
+def installed_tapping(tmp_path):
+    yield from install_from_guide(tmp_path, "sd-tapping")
 
 
 def test_guide_plugin_installs_lists_and_preprocesses(installed_eyes, tmp_path):
@@ -70,6 +81,59 @@ def test_guide_plugin_installs_lists_and_preprocesses(installed_eyes, tmp_path):
     assert rows[0]["caption"].endswith(f"subject with eyes {rows[0]['eyes']}")
 
 
+def test_guide_events_plugin_labels_windows_from_annotations(installed_tapping, tmp_path, monkeypatch):
+    tasks = json.loads(run_sd("tasks", "--dataset", "tapping", "--json").stdout)
+    assert {(t["task"], tuple(t["classes"]), tuple(t["columns"])) for t in tasks} == {
+        ("movement", ("rest", "tap"), ("movement",)), ("gender", ("F", "M"), ("gender",)),
+        ("age", (), ("age",))}
+    table = run_sd("tasks", "--dataset", "tapping").stdout
+    assert "columns" in table and "movement" in table
+
+    from importlib import import_module
+
+    plugin = import_module("sd_tapping.plugin").TappingDataset()
+    raw = tmp_path / "raw"
+    plugin.write_demo(raw)
+    out = tmp_path / "out"
+    res = run_sd("preprocess", "--dataset", "tapping", "--raw", str(raw), "--output", str(out),
+                 "--fs", "128", "--nsamps", "512", "--resolution", "64")
+    assert res.returncode == 0, res.stderr
+    with open(out / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # 60 s files in six 10 s blocks, 4 s windows every 2 s: the four windows inside each block are
+    # kept, the five across a boundary left out
+    assert len(rows) == 5 * 6 * 4
+    for r in rows:
+        start = float(r["start"])
+        assert int(start // 10) == int((start + 3.99) // 10)
+        assert r["movement"] == ("rest", "tap")[int(start // 10) % 2]
+    assert {r["age"] for r in rows if r["subject"] == "sub-02"} == {""}  # unknown age: empty
+    assert {r["age"] for r in rows if r["subject"] == "sub-01"} == {"31"}
+    assert rows[0]["caption"].endswith("at rest") or rows[0]["caption"].endswith("tapping a finger")
+
+    # in one process: every file is opened once, and its annotations are not read again
+    import mne
+
+    from sd_core.config import defaults
+    from sd_core.preprocess import preprocess_dataset
+
+    opened = []
+    real_read_raw = mne.io.read_raw
+    monkeypatch.setattr(mne.io, "read_raw", lambda path, **kw: opened.append(path) or real_read_raw(path, **kw))
+
+    def no_second_read(*args, **kw):
+        raise AssertionError("annotations read a second time")
+
+    monkeypatch.setattr(mne, "read_annotations", no_second_read)
+    prep = {**defaults()["preprocess"], **plugin.preprocess_defaults, "resolution": 64}
+    result = preprocess_dataset(plugin, raw, tmp_path / "again", prep, list(plugin.channels),
+                                {"min_cover": 0.75})
+    assert not result.errors
+    assert sorted(opened) == sorted(raw.glob("sub-*/*.edf"))
+    with open(tmp_path / "again" / "metadata.csv", newline="") as fh:
+        assert [r["movement"] for r in csv.DictReader(fh)] == [r["movement"] for r in rows]
+
+
 def test_uninstalled_plugin_is_gone():
     datasets = {d["dataset"] for d in json.loads(run_sd("datasets", "--json").stdout)}
-    assert "eyes" not in datasets
+    assert "eyes" not in datasets and "tapping" not in datasets

@@ -17,6 +17,7 @@ from sd_core.specs import TaskSpec
 class D(DatasetPlugin):
     name = {name!r}
     title = "a test data set"
+    columns = ({task!r},)
 
 @hookimpl
 def sd_datasets():

@@ -26,6 +26,7 @@ def plugins(as_json: bool, requirements: bool) -> None:
     for hook in HOOK_ITEM_TYPES:
         reg.collect(hook)  # fills in `provides`, records plugins failing in a hook
     reg.check_clashes()  # names two plugins share: both shown as failed
+    reg.invalid_contributions()  # tasks reading columns their data set lacks, bad preprocess_defaults
     main.plugin_commands()  # commands whose name is taken: shown as failed
     infos = list(reg.plugins.values())
     if requirements:
@@ -96,7 +97,7 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
 @click.option("--dataset", "-d", "dataset", default=None, help="Only this data set.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def tasks(dataset: str | None, as_json: bool) -> None:
-    """List the prediction tasks of each data set (name, type, classes)."""
+    """List the prediction tasks of each data set (name, type, classes, metadata columns read)."""
     reg = get_registry()
     specs = reg.tasks_of(dataset) if dataset else list(reg.tasks.values())
     if as_json:
@@ -105,9 +106,9 @@ def tasks(dataset: str | None, as_json: bool) -> None:
              "columns": list(t.columns), "plugin": reg.owner("sd_tasks", (t.dataset, t.name)),
              "description": t.description} for t in specs], indent=2))
         return
-    t = table("sd tasks", ["data set", "task", "type", "classes", "plugin", "description"])
+    t = table("sd tasks", ["data set", "task", "type", "classes", "columns", "plugin", "description"])
     for s in specs:
-        t.add_row(s.dataset, s.name, s.kind, ", ".join(s.classes) or "-",
+        t.add_row(s.dataset, s.name, s.kind, ", ".join(s.classes) or "-", " + ".join(s.columns),
                   reg.owner("sd_tasks", (s.dataset, s.name)), s.description)
     console().print(t)
 
