@@ -56,7 +56,9 @@ def sd_tasks() -> list[TaskSpec]:
 
     Each :class:`sd_core.specs.TaskSpec` names its data set, so a plugin may add tasks to
     another plugin's data set (for example a combined task over existing metadata columns).
-    A task is listed only while its data set is installed.
+    A task is listed only while its data set is installed, and reads only that data set's
+    ``DatasetPlugin.columns`` and the columns every row has (``sd_core.specs.ROW_COLUMNS``): a
+    task reading another column is refused when plugins load, with a warning naming the plugin.
     """
 
 
