@@ -329,7 +329,7 @@ def test_every_window_carries_the_written_labels(demo, processed):
                                               "P3", "P4", "PZ", "O1", "O2", "T7", "T8", "TP7", "TP8", "P8"]
     for s in info["subjects"].values():  # how the sample width was decided, once per session file
         width = [n for n in s["notes"] if "-bit samples" in n]
-        assert len(width) == 1 and "16-bit samples" in width[0], s["notes"]
+        assert len(width) == 1 and "32-bit samples" in width[0], s["notes"]  # as the demo writes them
 
 
 def test_emotions_shift_band_power(processed):
