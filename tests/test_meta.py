@@ -230,7 +230,7 @@ def test_sd_train_warns_on_a_weighted_meta_set(two_sets, tmp_path):
 
 def test_diffusion_training_does_not_weigh_a_weighted_meta_set_twice(two_sets, tmp_path, capsys):
     from sd_core.diffusion.config import load_diffusion_experiment
-    from sd_core.diffusion.train import load_training_data
+    from sd_core.diffusion.data import load_training_data
 
     base = two_sets
     build(base, '[meta]\ncomponents = ["math", "parkinsons"]\n', base / "out")
