@@ -15,6 +15,7 @@ from eval_data import PARAMS, SIZE, copies_set, generated_set, noise_set, real_s
 from sd_core.evaluate import fidelity
 from sd_core.evaluate.bandpower import band_features, geometry
 from sd_core.evaluate.report import write_outputs
+from sd_core.errors import SdError
 from sd_core.evaluate.run import Options, evaluate
 
 #: tiny classifiers: a few steps of a small CNN at 32×32
@@ -257,3 +258,27 @@ def test_without_preprocess_json_the_band_space_is_skipped_with_a_reason(sets, t
 def test_help_lists_evaluate():
     res = run_sd("--help")
     assert res.returncode == 0 and "evaluate " in res.stdout and "evaluate-run" in res.stdout
+
+
+def test_evaluate_replaces_only_what_it_made(sets, tmp_path):
+    """A user's classifier run or report in --out is refused by name, never deleted; the runs and
+    files an evaluation made are replaced by the next one."""
+    out = tmp_path / "out"
+    opts = Options(skip_utility=True, steps=20, recipe=QUICK)
+    (out / "classifier").mkdir(parents=True)
+    (out / "classifier" / "run.json").write_text('{"mine": true}')
+    with pytest.raises(SdError, match=f"{out / 'classifier'} exists and was not made by sd evaluate"):
+        evaluate(sets["real"], sets["good"], out, opts)
+    assert (out / "classifier" / "run.json").read_text() == '{"mine": true}'
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "report.html").write_text("my report")
+    ev = evaluate(sets["real"], sets["good"], other, opts)
+    with pytest.raises(SdError, match=f"{other / 'report.html'} was not written by sd"):
+        write_outputs(other, ev)
+    assert (other / "report.html").read_text() == "my report" and not (other / "evaluation.json").exists()
+    (other / "report.html").unlink()
+    write_outputs(other, ev)
+    again = evaluate(sets["real"], sets["good"], other, opts)  # its own runs and files: replaced
+    write_outputs(other, again)
+    assert json.loads((other / "evaluation.json").read_text())["n"] == ev["result"]["n"]

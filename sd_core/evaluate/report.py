@@ -13,7 +13,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from sd_core.evaluate.run import HEADLINE, clean
-from sd_core.io import atomic_write_text
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -26,10 +25,15 @@ def _f(v: Any, digits: int = 3) -> str:
 
 def write_outputs(out: Path, evaluation: dict[str, Any]) -> dict[str, Path]:
     """Write ``evaluation.json`` and ``report.html`` into ``out``."""
+    from sd_core.owned import Manifest
+
     out.mkdir(parents=True, exist_ok=True)
     result = clean(evaluation["result"])
-    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(out / "report.html", report_html(result, evaluation["figures"]))
+    owned = Manifest(out)  # a file of the same name that sd did not write is refused by name
+    for name in ("evaluation.json", "report.html"):
+        owned.check(name)
+    owned.write_text("evaluation.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    owned.write_text("report.html", report_html(result, evaluation["figures"]))
     return {"json": out / "evaluation.json", "html": out / "report.html"}
 
 

@@ -69,6 +69,10 @@ def experiment_text(dataset: str, tasks: Sequence[str], source: Path, train_spli
     ])
 
 
+#: Written into every classifier run an evaluation makes: only such runs are ever replaced.
+MARKER = ".sd-evaluate"
+
+
 def ensure_run(text: str, run: Path, registry: Any, project: Any, threads: int | None = 1) -> Path:
     """Train the experiment ``text`` into ``run`` (a run left there by an earlier evaluation is
     replaced: the data it was trained on may have changed since).
@@ -80,11 +84,15 @@ def ensure_run(text: str, run: Path, registry: Any, project: Any, threads: int |
     from sd_core.training.settings import load_train_experiment
 
     cfg = run.parent / f"{run.name}.toml"
+    ours = (run / MARKER).is_file()
+    for path in (run, cfg):
+        if (path.exists() or path.is_symlink()) and not ours:
+            raise SdError(f"{path} exists and was not made by sd evaluate; sd does not replace it "
+                          "(choose another --out, or move it away)")
     if run.exists():
-        if not (run / "run.json").is_file() and not (run / "state.json").is_file() and any(run.iterdir()):
-            raise SdError(f"{run} exists and is not a run of sd train; choose another --out")
         shutil.rmtree(run)  # an earlier evaluation's run: its data may have changed since
-    run.parent.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True)
+    (run / MARKER).write_text("made by sd evaluate; replaced by the next evaluation into this folder\n")
     atomic_write_text(cfg, text)
     exp = load_train_experiment(cfg, registry)
     if project is None:
