@@ -332,3 +332,58 @@ def test_two_process_cpu_run(tmp_path, data):
     assert state["latest"] == "step-000006" and state["written"] == ["step-000003", "step-000006"]
     assert (run / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert res.stdout.count("parameters;") == 1  # the summary line comes from one process
+
+
+def _with_val(root: Path) -> Path:
+    """write_processed's set with one subject per class moved to a val split."""
+    from sd_core.io import atomic_write_text
+    from sd_core.preprocess.layout import csv_text
+
+    rows = read_rows(root / "metadata.csv")
+    for r in rows:
+        r["split"] = "val" if r["subject"].endswith("1") else "train"
+    cols = list(rows[0])
+    for split in ("train", "val"):
+        atomic_write_text(root / f"{split}-metadata.csv", csv_text(cols, [r for r in rows if r["split"] == split]))
+    atomic_write_text(root / "metadata.csv", csv_text(cols, rows))
+    return root
+
+
+def test_quality_is_tracked_and_checkpoints_kept_by_kid(tmp_path, trained, monkeypatch):
+    """KID against real validation images every N steps: in history.json and loss.png, best
+    checkpoints kept by it; and the probe itself ranks a trained model above an untrained one."""
+    from sd_core.config import load_config
+    from sd_core.diffusion.config import load_diffusion_experiment
+    from sd_core.diffusion.model import build_unet, load_run
+    from sd_core.diffusion.quality import QualityProbe
+    from sd_core.plugins import get_registry
+
+    monkeypatch.chdir(tmp_path)
+    data = _with_val(write_processed(tmp_path / "parkinsons", per_class=12))
+    cfg = write_cfg(tmp_path / "q.toml", data, tmp_path / "run", steps=6, quality_steps=2, quality_images=8,
+                    keep_best=2, keep_checkpoints=1, sample_solver_steps=3, ema_decay=0.9)
+    res = train(cfg)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    checked = [h for h in history if "kid" in h]
+    assert [h["step"] for h in checked] == [2, 4, 6]
+    assert all(np.isfinite(h["kid"]) and np.isfinite(h["fid"]) and h["kid_se"] >= 0 for h in checked)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    ranked = sorted(checked, key=lambda h: h["kid"])[:2]
+    assert [n for _, n in state["best"]] == [f"step-{h['step']:06d}" for h in ranked]
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == sorted({state["latest"], *(n for _, n in state["best"])})
+    assert res["best"]["checkpoint"] == state["best"][0][1]
+    assert (tmp_path / "run" / "loss.png").is_file()
+    assert (tmp_path / "run" / "quality-classifier" / "run.json").is_file()
+
+    # the measure means something: the trained model of this file beats an untrained one
+    exp = load_diffusion_experiment(cfg)
+    good = load_run(trained)
+    probe = QualityProbe(exp, load_config(None), get_registry(), tmp_path / "run", good.spec)
+    q_good = probe.measure(good.model, good.scheduler_config, steps=10, guidance=2.0)
+    torch.manual_seed(0)
+    raw = load_run(trained)
+    raw.model.unet = build_unet({"block_out_channels": [16, 32], "layers_per_block": 1, "attention": False,
+                                 "norm_num_groups": 8, "pretrained": ""}, SIZE).eval()
+    q_bad = probe.measure(raw.model, raw.scheduler_config, steps=10, guidance=2.0)
+    assert q_good["kid"] < q_bad["kid"] and q_good["fid"] < q_bad["fid"], (q_good, q_bad)

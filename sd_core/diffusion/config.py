@@ -79,6 +79,14 @@ TRAINING = {
     "guidance": Key((int, float), 2.0, "guidance scale of the sample grids", check=_non_negative),
     "output_dir": Key((str,), "runs/diffusion", "run folder (relative to this file; --out overrides)"),
     "log_with": LOG_WITH,
+    "quality_steps": Key((int,), 0, "every N steps, KID and FID of generated images against a fixed batch of "
+                         "real validation images in a real classifier's embedding (0 = off); checkpoints are "
+                         "then kept by KID", check=_non_negative),
+    "quality_images": Key((int,), 64, "real validation images (and generated ones) of each quality check",
+                          check=_positive),
+    "quality_classifier": Key((str,), "", "sd train run whose embedding the quality checks use (\"\" = "
+                              "train a small one on the training split first)"),
+    "keep_best": Key((int,), 3, "checkpoints kept by KID when quality_steps is on", check=_positive),
 }
 
 SCHEMA = {"data": DATA, "model": MODEL, "training": TRAINING}

@@ -76,7 +76,14 @@ def loss_curve(history: Sequence[dict], path: Path, title: str = "diffusion trai
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="upper left")
+    checks = [h for h in history if h.get("kid") is not None]
+    if checks:  # generation quality while training (quality_steps)
+        ax2 = ax.twinx()
+        ax2.plot([h["step"] for h in checks], [h["kid"] for h in checks], "o-", color="C3", ms=3,
+                 label="KID vs real validation (lower is better)")
+        ax2.set_ylabel("KID", color="C3")
+        ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png")

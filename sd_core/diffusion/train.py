@@ -225,6 +225,13 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         atomic_write_text(run / "config.toml", config_text)
         spec.save(run / LABELS)
         noise_scheduler.save_pretrained(str(run / SCHEDULER_DIR))
+    probe = None
+    if tr["quality_steps"] and acc.is_main_process:
+        from sd_core.diffusion.quality import QualityProbe
+
+        say("quality checks: preparing the real validation batch and its classifier")
+        probe = QualityProbe(exp, project, registry, run, spec, text_encoder)
+    acc.wait_for_everyone()
     say(f"{len(rows)} {d['split']} images of {', '.join(d['datasets'])} at {d['image_size']}×{d['image_size']}; "
         f"conditions {', '.join(t.name for t in tasks)}; {sum(p.numel() for p in model.parameters()):,} "
         f"parameters; {total} steps of {d['batch_size']}×{ga}×{world} images on {acc.device}")
@@ -252,6 +259,25 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             ckpt.prune(run, run_state, keep_latest=int(tr["keep_checkpoints"]))
             run_state.write(run)
         acc.wait_for_everyone()
+
+    def check_quality(step: int) -> None:
+        """KID/FID of the EMA model (main process), in the history; the checkpoint is ranked by KID."""
+        if probe is not None:
+            net = acc.unwrap_model(model)
+            if ema is not None:
+                ema.store(net.parameters())
+                ema.copy_to(net.parameters())
+            net.eval()
+            try:
+                q = probe.measure(net, noise_scheduler.config, tr["sample_solver_steps"], tr["guidance"], acc.device)
+            finally:
+                net.train()
+                if ema is not None:
+                    ema.restore(net.parameters())
+            history[-1].update(q)
+            tracking.log(acc, tr["log_with"], {f"quality/{k}": v for k, v in q.items()}, step)
+            ckpt.rank_best(run_state, q["kid"], checkpoint_name(step), False, int(tr["keep_best"]))
+        save_checkpoint(step)
 
     def write_grid(step: int) -> Path | None:
         if not acc.is_main_process:
@@ -311,16 +337,21 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             history.append({"step": done, "loss": step_loss, "lr": lr_sched.get_last_lr()[0]})
             tracking.log(acc, tr["log_with"], {"train/loss": step_loss, "train/lr": history[-1]["lr"]}, done)
             progress.update(task_id, advance=1, description=f"training  loss {step_loss:.4f}")
-            if tr["checkpoint_steps"] and done % tr["checkpoint_steps"] == 0 and done < total:
+            if tr["quality_steps"] and done % tr["quality_steps"] == 0 and done < total:
+                check_quality(done)
+            elif tr["checkpoint_steps"] and done % tr["checkpoint_steps"] == 0 and done < total:
                 save_checkpoint(done)
             if tr["sample_steps"] and done % tr["sample_steps"] == 0 and done < total:
                 write_grid(done)
             if on_step is not None:
                 on_step(done, step_loss)
     seconds = time.perf_counter() - t0
-    tracking.end(acc, tr["log_with"])
 
-    save_checkpoint(total)
+    if tr["quality_steps"]:
+        check_quality(total)
+    else:
+        save_checkpoint(total)
+    tracking.end(acc, tr["log_with"])
     grid = write_grid(total)
     if acc.is_main_process:
         net = acc.unwrap_model(model)
@@ -334,7 +365,9 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         loss_curve(history, run / "loss.png")
     acc.wait_for_everyone()
     last = history[-10:]
+    best = run_state.best[0] if run_state.best else None
     return {"run": run, "steps": total, "start": start, "seconds": seconds,
+            "best": {"checkpoint": best[1], "kid": best[0]} if best else None,
             "final_loss": sum(h["loss"] for h in last) / max(1, len(last)), "grid": grid,
             "images": len(rows), "conditions": [t.name for t in tasks]}
 
