@@ -44,6 +44,8 @@ MODEL = {
     "attention": Key((bool,), True, "self-attention blocks at the lowest resolution"),
     "norm_num_groups": Key((int,), 8, "groups of the group norms (must divide every channel count)",
                            check=_positive),
+    "patch_size": Key((int,), 1, "the UNet sees p×p pixel patches as p² channels at 1/p of the image "
+                      "size (2: a 64×64 model costs about a 32×32 one)", choices=(1, 2, 4)),
     "pretrained": Key((str,), "", "local folder of a UNet2DModel saved with save_pretrained to "
                       "start from (\"\" = train from scratch)"),
     "text_encoder": Key((str,), "", "local folder of a transformers text encoder (and tokenizer) "
@@ -105,10 +107,11 @@ def load_diffusion_experiment(path: str | Path) -> Experiment:
         raise exp.error("model", "norm_num_groups",
                         f"= {m['norm_num_groups']} does not divide block_out_channels {bad}")
     size = d["image_size"]
-    factor = 2 ** (len(m["block_out_channels"]) - 1)
+    factor = 2 ** (len(m["block_out_channels"]) - 1) * m["patch_size"]
     if size % factor and not m["pretrained"]:
         raise exp.error("data", "image_size", f"= {size} must be a multiple of {factor} "
-                        f"(the UNet halves it {len(m['block_out_channels']) - 1} times)")
+                        f"(patches of {m['patch_size']} pixels, then the UNet halves it "
+                        f"{len(m['block_out_channels']) - 1} times)")
     return exp
 
 

@@ -44,7 +44,7 @@ def sample(model, scheduler, labels: Mapping[str, torch.Tensor], text: torch.Ten
     seeded with (seed, b).
     """
     cond = model.cond
-    size = int(image_size or model.unet.config.sample_size)
+    size = int(image_size or model.image_size)
     n = len(next(iter(labels.values())))
     out = []
     for b, start in enumerate(range(0, n, batch_size)):
