@@ -19,8 +19,9 @@ from sd_core.cli.output import JSON_OPTION, console, err_console, print_json, ta
                    "are left to the model; age is drawn from matching training subjects.")
 @click.option("--balanced", is_flag=True, help="The same number of images for every class combination.")
 @click.option("--steps", type=int, default=25, show_default=True, help="Solver steps.")
-@click.option("--scheduler", type=click.Choice(["dpm", "ddim", "ddpm"]), default="dpm", show_default=True,
-              help="Sampler: DPM-Solver++ (multistep), DDIM or DDPM.")
+@click.option("--scheduler", type=click.Choice(["dpm", "dpm-ode", "ddim", "ddpm"]), default="dpm",
+              show_default=True, help="Sampler: DPM-Solver++ (stochastic; dpm-ode: deterministic), DDIM "
+              "or ancestral DDPM.")
 @click.option("--guidance", type=float, default=2.0, show_default=True,
               help="Classifier-free guidance scale (1 = conditional only, 0 = unconditional).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise and label draws.")

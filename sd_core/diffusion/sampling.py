@@ -11,14 +11,20 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-SOLVERS = ("dpm", "ddim", "ddpm")
+#: dpm: DPM-Solver++ (2nd order) in its stochastic (SDE) form, the default: like ancestral DDPM
+#: it adds fresh noise at every step, which corrects the model's errors instead of carrying them
+#: along; on the Parkinson's demo at 64×64 after 800 training steps, 25 steps of it put 100 % of
+#: the generated images in their class (as 250 DDPM steps did) against 84 % for the deterministic
+#: solver (benchmarks/bench_generation.py). dpm-ode: the deterministic DPM-Solver++.
+SOLVERS = ("dpm", "dpm-ode", "ddim", "ddpm")
 
 
 def make_scheduler(kind: str, config: Mapping):
     """A sampling scheduler built from the run's (DDPM) training scheduler config."""
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-    classes = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "ddpm": DDPMScheduler}
+    classes = {"dpm": DPMSolverMultistepScheduler, "dpm-ode": DPMSolverMultistepScheduler,
+               "ddim": DDIMScheduler, "ddpm": DDPMScheduler}
     if kind not in classes:
         raise ValueError(f"unknown scheduler {kind!r}; allowed: {', '.join(SOLVERS)}")
     # Keys starting with "_" (e.g. ``_use_default_values`` of a live config) would let the target
@@ -26,6 +32,8 @@ def make_scheduler(kind: str, config: Mapping):
     # first step (t = 999) is singular for epsilon prediction under the cosine schedule: keep the
     # training scheduler's values ("leading" spacing) whether the config comes from JSON or not.
     cfg = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    if kind == "dpm":
+        cfg["algorithm_type"] = "sde-dpmsolver++"
     return classes[kind].from_config(cfg)
 
 
