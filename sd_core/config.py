@@ -234,9 +234,18 @@ class Config:
         own = self.datasets.get(dataset, {}).get("output")
         return self._path(own) if own else self._path(self.paths["output_root"]) / dataset
 
-    def preprocess_params(self, dataset: str) -> dict[str, Any]:
-        """``[preprocess]`` with the data set's own overrides applied."""
+    def preprocess_params(self, dataset: str, plugin: Any = None) -> dict[str, Any]:
+        """``[preprocess]`` with the data set's own overrides applied: sd's defaults, replaced by
+        the data set plugin's ``preprocess_defaults`` (``plugin``, default: the installed one),
+        then by the keys the file's ``[preprocess]`` sets, then by ``[datasets.<name>]``."""
         params = copy.deepcopy(self.preprocess)
+        if plugin is None:
+            from sd_core.plugins import get_registry
+
+            plugin = get_registry().datasets.get(dataset)
+        natural = dict(getattr(plugin, "preprocess_defaults", None) or {})
+        params.update({k: copy.deepcopy(v) for k, v in natural.items()
+                       if k in PREPROCESS and k not in self.preprocess_set})
         own = self.datasets.get(dataset, {})
         params.update({k: copy.deepcopy(v) for k, v in own.items() if k in PREPROCESS})
         return apply_preset(params, self.preprocess_set | set(own))

@@ -126,3 +126,21 @@ def test_events_come_from_the_opened_file(tmp_path, monkeypatch):
     bare = tmp_path / "bare.edf"
     export_edf(bare, x, ["EEG Cz", "EEG Pz"], 250.0)
     assert DatasetPlugin().events(Recording("u", bare)) == []
+
+
+def test_preprocess_defaults_sit_between_sd_defaults_and_sd_toml(tmp_path):
+    from sd_core.config import defaults, load_config
+
+    class Natural:
+        preprocess_defaults = {"fs": 128.0, "nsamps": 512, "overlap": 0.25}
+
+    base = defaults()["preprocess"]
+    cfg = load_config()  # no file: the plugin's values replace sd's defaults
+    p = cfg.preprocess_params("math", Natural())
+    assert (p["fs"], p["nsamps"], p["overlap"], p["resolution"]) == (128.0, 512, 0.25, base["resolution"])
+    assert cfg.preprocess_params("math")["nsamps"] == base["nsamps"]  # sd-math declares none
+    toml = tmp_path / "sd.toml"
+    toml.write_text("[preprocess]\noverlap = 0.5\n\n[datasets.math]\nfs = 250.0\n")
+    cfg = load_config(toml)  # sd.toml has the last word: [preprocess], then [datasets.<name>]
+    p = cfg.preprocess_params("math", Natural())
+    assert (p["fs"], p["nsamps"], p["overlap"]) == (250.0, 512, 0.5)

@@ -96,8 +96,10 @@ def test_guide_events_plugin_labels_windows_from_annotations(installed_tapping, 
     plugin.write_demo(raw)
     out = tmp_path / "out"
     res = run_sd("preprocess", "--dataset", "tapping", "--raw", str(raw), "--output", str(out),
-                 "--fs", "128", "--nsamps", "512", "--resolution", "64")
+                 "--resolution", "64")  # fs and nsamps: the plugin's preprocess_defaults
     assert res.returncode == 0, res.stderr
+    params = json.loads((out / "preprocess.json").read_text())["parameters"]
+    assert (params["fs"], params["nsamps"], params["resolution"]) == (128.0, 512, 64)
     with open(out / "metadata.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     # 60 s files in six 10 s blocks, 4 s windows every 2 s: the four windows inside each block are
