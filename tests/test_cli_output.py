@@ -39,6 +39,7 @@ def test_piped_train_prints_progress_lines_and_ends_with_the_latest_figures(work
     assert "sd train: best checkpoint" in res.stdout
 
 
+@pytest.mark.slow
 def test_quiet_verbose_and_json(work):
     cfg = experiment(work, work / "data", epochs=2, name="q.toml", training='eval_strategy = "epoch"')
     res = run_sd("-q", "train", str(cfg), "--out", str(work / "quiet"), cwd=work, env=FAST)
@@ -90,6 +91,7 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_tensorboard_tracking_of_classifier_and_diffusion_runs(work, tmp_path):
     cfg = experiment(work, work / "data", epochs=2, name="tb.toml",
                      training='eval_strategy = "epoch"\nlog_with = "tensorboard"')
