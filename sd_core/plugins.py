@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-import pickle
 import re
 import sys
 from dataclasses import dataclass, field
@@ -422,12 +421,12 @@ def unknown_name(what: str, name: str, allowed) -> str:
 
 
 def _pickle_problem(obj: Any) -> str | None:
-    """Why ``obj`` cannot be sent to a worker process (pickled the way multiprocessing does and
-    read back), naming the attribute at fault where one is; None when it can."""
+    """Why ``obj`` cannot be sent to a worker process (pickled the way multiprocessing does),
+    naming the attribute at fault where one is; None when it can. Nothing is unpickled."""
     from multiprocessing.reduction import ForkingPickler
 
     try:
-        pickle.loads(ForkingPickler.dumps(obj))
+        ForkingPickler.dumps(obj)
         return None
     except Exception as exc:
         problem = describe_exception(exc)
@@ -435,7 +434,7 @@ def _pickle_problem(obj: Any) -> str | None:
     if isinstance(attrs, dict):
         for attr, value in attrs.items():
             try:
-                pickle.loads(ForkingPickler.dumps(value))
+                ForkingPickler.dumps(value)
             except Exception as exc:
                 return f"attribute {attr!r}: {describe_exception(exc)}"
     return problem

@@ -24,7 +24,7 @@ micro-batch ``step × grad_accum``, so it ends with the same weights as an unint
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 import os
 import shutil
 import time
@@ -260,20 +260,26 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             run_state.write(run)
         acc.wait_for_everyone()
 
+    @contextmanager
+    def ema_weights():
+        """The unwrapped model with its EMA weights, in evaluation mode, for the duration."""
+        net = acc.unwrap_model(model)
+        if ema is not None:
+            ema.store(net.parameters())
+            ema.copy_to(net.parameters())
+        net.eval()
+        try:
+            yield net
+        finally:
+            net.train()
+            if ema is not None:
+                ema.restore(net.parameters())
+
     def check_quality(step: int) -> None:
         """KID/FID of the EMA model (main process), in the history; the checkpoint is ranked by KID."""
         if probe is not None:
-            net = acc.unwrap_model(model)
-            if ema is not None:
-                ema.store(net.parameters())
-                ema.copy_to(net.parameters())
-            net.eval()
-            try:
+            with ema_weights() as net:
                 q = probe.measure(net, noise_scheduler.config, tr["sample_solver_steps"], tr["guidance"], acc.device)
-            finally:
-                net.train()
-                if ema is not None:
-                    ema.restore(net.parameters())
             history[-1].update(q)
             tracking.log(acc, tr["log_with"], {f"quality/{k}": v for k, v in q.items()}, step)
             ckpt.rank_best(run_state, q["kid"], checkpoint_name(step), False, int(tr["keep_best"]))
@@ -282,24 +288,14 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     def write_grid(step: int) -> Path | None:
         if not acc.is_main_process:
             return None
-        net = acc.unwrap_model(model)
-        if ema is not None:
-            ema.store(net.parameters())
-            ema.copy_to(net.parameters())
-        net.eval()
-        try:
-            from sd_core.diffusion.figures import sample_grid
+        from sd_core.diffusion.figures import sample_grid
 
+        with ema_weights() as net:
             return sample_grid(net, spec, noise_scheduler.config, run / "samples" / f"{checkpoint_name(step)}.png",
                                steps=tr["sample_solver_steps"], per_row=tr["samples_per_condition"],
                                guidance=tr["guidance"], seed=seed, registry=registry, text=text_encoder,
                                device=acc.device, title=f"step {step}")
-        finally:
-            net.train()
-            if ema is not None:
-                ema.restore(net.parameters())
 
-    tracking.start(acc, tr["log_with"], "sd-diffusion", {k: exp[k] for k in ("data", "model", "training")})
     t0 = time.perf_counter()
     model.train()
     progress = _progress(console if acc.is_main_process else None)
