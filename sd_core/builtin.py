@@ -128,3 +128,10 @@ def sd_feature_extractors():
                              "mean log power per channel strip in the delta…gamma bands, from the "
                              "image rows and preprocess.json"),
     ]
+
+
+@hookimpl
+def sd_diffusion_models():
+    from sd_core.diffusion.kinds import builtin_kinds
+
+    return builtin_kinds()

@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import click
 
     from sd_core.dataset import DatasetPlugin
-    from sd_core.specs import (BackboneSpec, FeatureExtractorSpec, MetricSpec, SetMetricSpec,
-                                TaskSpec)
+    from sd_core.specs import (BackboneSpec, DiffusionModelSpec, FeatureExtractorSpec, MetricSpec,
+                                SetMetricSpec, TaskSpec)
 
 
 @hookspec
@@ -69,6 +69,18 @@ def sd_backbones() -> list[BackboneSpec]:
     ``build(embedding_dim=..., image_size=..., **options)`` returns a ``torch.nn.Module`` mapping a
     ``(B, 1, R, R)`` float image batch to a ``(B, embedding_dim)`` embedding. Document every
     option in ``options`` so that ``sd backbones`` can show it and configs can be validated.
+    """
+
+
+@hookspec
+def sd_diffusion_models() -> list[DiffusionModelSpec]:
+    """Kinds of denoising network for ``sd diffusion train`` (:class:`sd_core.specs.DiffusionModelSpec`).
+
+    An experiment chooses one with ``[model] kind = "<name>"`` and sets its options in ``[model]``;
+    the core's training loop, conditioning, checkpoints, EMA, guidance, resume and ``sd generate``
+    work for every kind. The core registers ``unet`` (a pixel-space UNet2DModel) and ``dit`` (a
+    diffusion transformer, diffusers' SD3Transformer2DModel). Document every option in ``options``
+    so that ``sd diffusion models`` can show it and experiment files can be validated.
     """
 
 

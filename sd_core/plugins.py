@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pluggy
 
 from sd_core import PROJECT, __version__, hookspecs
-from sd_core.errors import PluginError, SdError
+from sd_core.errors import PluginError
 
 ENTRY_POINT_GROUP = PROJECT
 ENV_LOAD = "SD_LOAD_PLUGINS"
@@ -64,6 +64,7 @@ HOOK_ITEM_TYPES: dict[str, tuple[str, str]] = {
     "sd_tasks": ("sd_core.specs", "TaskSpec"),
     "sd_backbones": ("sd_core.specs", "BackboneSpec"),
     "sd_metrics": ("sd_core.specs", "MetricSpec"),
+    "sd_diffusion_models": ("sd_core.specs", "DiffusionModelSpec"),
     "sd_feature_extractors": ("sd_core.specs", "FeatureExtractorSpec"),
     "sd_set_metrics": ("sd_core.specs", "SetMetricSpec"),
     "sd_cli_commands": ("click", "Command"),
@@ -330,6 +331,11 @@ class Registry:
         return dict(sorted(self._unique("sd_metrics").items()))
 
     @cached_property
+    def diffusion_models(self) -> dict[str, Any]:
+        """Kinds of ``sd diffusion train`` ([model] kind): name → DiffusionModelSpec, by name."""
+        return dict(sorted(self._unique("sd_diffusion_models").items()))
+
+    @cached_property
     def feature_extractors(self) -> dict[str, Any]:
         """Feature spaces of ``sd evaluate`` (FeatureExtractorSpec), in registration order."""
         return self._unique("sd_feature_extractors")
@@ -366,6 +372,11 @@ class Registry:
             raise PluginError(unknown_name("backbone", name, self.backbones))
         return self.backbones[name]
 
+    def diffusion_model(self, name: str) -> Any:
+        if name not in self.diffusion_models:
+            raise PluginError(unknown_name("diffusion model kind", name, self.diffusion_models))
+        return self.diffusion_models[name]
+
     def metric(self, name: str) -> Any:
         if name not in self.metrics:
             raise PluginError(unknown_name("metric", name, self.metrics))
@@ -378,6 +389,7 @@ UNIQUE_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "sd_tasks": ("task", lambda t: (t.dataset, t.name)),
     "sd_backbones": ("backbone", lambda b: b.name),
     "sd_metrics": ("metric", lambda m: m.name),
+    "sd_diffusion_models": ("diffusion model kind", lambda m: m.name),
     "sd_feature_extractors": ("feature extractor", lambda f: f.name),
     "sd_set_metrics": ("set metric", lambda m: m.name),
 }
@@ -420,51 +432,11 @@ def unknown_name(what: str, name: str, allowed) -> str:
     return f"unknown {what} {name!r}; allowed: {names}" + did_you_mean(name, sorted(allowed))
 
 
-def _pickle_problem(obj: Any) -> str | None:
-    """Why ``obj`` cannot be sent to a worker process (pickled the way multiprocessing does),
-    naming the attribute at fault where one is; None when it can. Nothing is unpickled."""
-    from multiprocessing.reduction import ForkingPickler
-
-    try:
-        ForkingPickler.dumps(obj)
-        return None
-    except Exception as exc:
-        problem = describe_exception(exc)
-    attrs = getattr(obj, "__dict__", None)
-    if isinstance(attrs, dict):
-        for attr, value in attrs.items():
-            try:
-                ForkingPickler.dumps(value)
-            except Exception as exc:
-                return f"attribute {attr!r}: {describe_exception(exc)}"
-    return problem
-
-
 def check_picklable(dataset: Any, subjects: Any = (), plugin: str | None = None) -> None:
-    """Raise :class:`PluginError` when ``dataset`` (a DatasetPlugin), or one of ``subjects``,
-    cannot be sent to worker processes, naming the plugin, the data set and what is at fault.
+    """See :func:`sd_core.picklable.check_picklable`."""
+    from sd_core.picklable import check_picklable as check
 
-    Call it before starting a process pool (``--workers`` > 1). ``plugin`` defaults to the
-    plugin that registered the data set.
-    """
-    name = getattr(dataset, "name", "?")
-    if plugin is None:
-        try:
-            plugin = get_registry().owner("sd_datasets", name)
-        except (KeyError, SdError):
-            plugin = type(dataset).__module__
-    fix = "use --workers 1, or keep lambdas, open files and other unpicklable objects out of"
-    problem = _pickle_problem(dataset)
-    if problem is not None:
-        raise PluginError(f"data set {name!r} of plugin {plugin!r} cannot be sent to worker processes "
-                          f"({problem}); {fix} the DatasetPlugin's attributes")
-    for subject in subjects:
-        problem = _pickle_problem(subject)
-        if problem is not None:
-            raise PluginError(
-                f"subject {getattr(subject, 'id', '?')!r} of data set {name!r} (plugin {plugin!r}) "
-                f"cannot be sent to worker processes ({problem}); {fix} its labels and recordings"
-            )
+    check(dataset, subjects, plugin)
 
 
 _REGISTRY: Registry | None = None

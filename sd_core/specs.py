@@ -1,4 +1,4 @@
-"""What plugins contribute, as plain data: tasks, backbones and metrics.
+"""What plugins contribute, as plain data: tasks, backbones, diffusion model kinds and metrics.
 
 These classes are light (no torch import); heavy objects are built on demand through the
 ``build`` callables.
@@ -62,11 +62,13 @@ class OptionSpec:
     """One documented option of a dataset plugin or a backbone.
 
     ``choices``, when given, are the only allowed values; config validation names them.
+    ``path``: the value is a file or folder, relative to the experiment file that sets it.
     """
 
     default: Any
     help: str = ""
     choices: tuple[Any, ...] = ()
+    path: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,30 @@ class BackboneSpec:
     build: Callable[..., Any]
     description: str = ""
     options: dict[str, OptionSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiffusionModelSpec:
+    """A kind of denoising network for ``sd diffusion train`` (``[model] kind = name``).
+
+    build(image_size: int, **options) -> a ``sd_core.diffusion.kinds.DenoisingNetwork``: an
+    ``nn.Module`` holding a diffusers model, called as ``network(x, t, cond)`` with images ``x``
+    (B, 1, S, S) in [-1, 1], timesteps ``t`` (B,) and the conditioning vector ``cond``
+    (B, network.cond_dim); returns the prediction (noise or velocity) shaped like ``x``.
+    load(folder: Path) -> the same network from ``folder``, written by ``network.save(folder)``.
+    check(image_size: int, options: dict) -> why the options do not fit the image size (one
+    line, naming the option), or None.
+    folder:  the run's sub-folder holding the network (``unet``, ``transformer``).
+    options: documented options (``OptionSpec``), set in ``[model]`` next to ``kind``.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    load: Callable[..., Any]
+    description: str = ""
+    options: dict[str, OptionSpec] = field(default_factory=dict)
+    check: Callable[..., Any] | None = None
+    folder: str = "unet"
 
 
 @dataclass(frozen=True)

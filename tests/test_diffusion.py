@@ -354,7 +354,7 @@ def test_quality_is_tracked_and_checkpoints_kept_by_kid(tmp_path, trained, monke
     checkpoints kept by it; and the probe itself ranks a trained model above an untrained one."""
     from sd_core.config import load_config
     from sd_core.diffusion.config import load_diffusion_experiment
-    from sd_core.diffusion.model import build_unet, load_run
+    from sd_core.diffusion.model import load_run
     from sd_core.diffusion.quality import QualityProbe
     from sd_core.plugins import get_registry
 
@@ -383,8 +383,9 @@ def test_quality_is_tracked_and_checkpoints_kept_by_kid(tmp_path, trained, monke
     q_good = probe.measure(good.model, good.scheduler_config, steps=10, guidance=2.0)
     torch.manual_seed(0)
     raw = load_run(trained)
-    raw.model.unet = build_unet({"block_out_channels": [16, 32], "layers_per_block": 1, "attention": False,
-                                 "norm_num_groups": 8, "pretrained": ""}, SIZE).eval()
+    raw.model.network = get_registry().diffusion_model("unet").build(
+        SIZE, block_out_channels=[16, 32], layers_per_block=1, attention=False, norm_num_groups=8,
+        patch_size=1, pretrained="").eval()
     q_bad = probe.measure(raw.model, raw.scheduler_config, steps=10, guidance=2.0)
     assert q_good["kid"] < q_bad["kid"] and q_good["fid"] < q_bad["fid"], (q_good, q_bad)
 
@@ -404,7 +405,7 @@ def test_patches_train_and_generate_full_size_images(tmp_path, data, monkeypatch
     unet = json.loads((tmp_path / "run" / "unet" / "config.json").read_text())
     assert unet["in_channels"] == unet["out_channels"] == 4 and unet["sample_size"] == SIZE // 2
     run = load_run(tmp_path / "run")
-    assert run.model.patch == 2 and run.model.image_size == SIZE
+    assert run.model.network.patch == 2 and run.model.image_size == SIZE
     x = torch.randn(3, 1, SIZE, SIZE)
     assert torch.equal(torch.nn.functional.pixel_shuffle(torch.nn.functional.pixel_unshuffle(x, 2), 2), x)
     res = sd("generate", str(tmp_path / "run"), "--n", "2", "--balanced", "--steps", "3", "--out",

@@ -28,7 +28,8 @@ print("CODE=" + str(code), file=sys.stderr)
     ["--help"], ["plugins"], ["plugins", "--json"], ["plugins", "--requirements"], ["datasets"],
     ["tasks"], ["tasks", "--dataset", "seed"], ["backbones"], ["metrics"], ["config", "show"],
     ["preprocess", "--help"], ["demo", "--help"],
-    ["diffusion", "--help"], ["diffusion", "train", "--help"], ["generate", "--help"],
+    ["diffusion", "--help"], ["diffusion", "train", "--help"], ["diffusion", "models"],
+    ["diffusion", "models", "--json"], ["generate", "--help"],
     ["train", "--help"], ["evaluate-run", "--help"],
 ])
 def test_cli_starts_light(args, tmp_path):

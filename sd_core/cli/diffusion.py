@@ -14,6 +14,31 @@ def diffusion():
 
 
 @diffusion.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(as_json):
+    """List the model kinds ([model] kind) and their options."""
+    import json
+
+    from sd_core.plugins import get_registry
+
+    reg = get_registry()
+    if as_json:
+        click.echo(json.dumps([
+            {"kind": name, "plugin": reg.owner("sd_diffusion_models", name), "description": spec.description,
+             "folder": spec.folder, "options": {k: {"default": o.default, "help": o.help, "choices": list(o.choices)}
+                                                for k, o in spec.options.items()}}
+            for name, spec in reg.diffusion_models.items()], indent=2))
+        return
+    t = table("sd diffusion models (\\[model] kind = ...)", ["kind", "plugin", "description", "options (default)"])
+    for name, spec in reg.diffusion_models.items():
+        opts = "\n".join(f"{k} = {o.default!r}: {o.help}" + (f" ({' | '.join(map(str, o.choices))})"
+                                                             if o.choices else "")
+                         for k, o in spec.options.items())
+        t.add_row(name, reg.owner("sd_diffusion_models", name), spec.description, opts or "-")
+    console().print(t)
+
+
+@diffusion.command()
 @click.argument("experiment", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: [training] output_dir).")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")

@@ -3,7 +3,8 @@
 - ``config``: the experiment-file schema of ``sd diffusion train``.
 - ``conditioning``: labels → the UNet's class-conditioning vector (with null tokens for
   classifier-free guidance), saved as safetensors + JSON.
-- ``model``: building the UNet, the trainable (UNet + conditioning) module, loading a run.
+- ``kinds``: the built-in model kinds (``unet``, ``dit``) behind the ``sd_diffusion_models`` hook.
+- ``model``: the trainable (network + conditioning) module, loading a run of any kind.
 - ``train``: the training loop under accelerate (EMA, checkpoints, resume).
 - ``sampling``: the guided sampling loop over diffusers' schedulers.
 - ``generate``: synthetic data sets in the processed layout.

@@ -1,23 +1,22 @@
 """The experiment file of ``sd diffusion train`` (sections ``[data]``, ``[model]``, ``[training]``).
 
+``[model]`` holds ``kind`` (a registered model kind, ``sd diffusion models``), the keys every kind
+has, and the kind's own options.
+
 Light: no torch import, so that the schema can be documented and validated cheaply.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import Key, _fraction, _non_negative, _positive, _string_table, _strings
+from sd_core.config import (Key, _fraction, _non_negative, _positive, _string_table, _strings, did_you_mean,
+                            option_keys, read_toml)
 from sd_core.errors import ConfigError
 from sd_core.experiment import Experiment, load_experiment, starter_experiment
 from sd_core.tracking import LOG_WITH, check_tracker
-
-
-def _channels(v: list) -> str | None:
-    if not v or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
-        return "must be a non-empty list of positive integers"
-    return None
 
 
 DATA = {
@@ -37,17 +36,10 @@ DATA = {
     "max_sampling_weight": Key((int, float), 10.0, "cap of a balanced group's weight", check=_positive),
 }
 
+#: [model] keys of every kind; the kind's own options (`sd diffusion models`) go in [model] too.
 MODEL = {
-    "block_out_channels": Key((list,), [32, 64, 64], "channels per UNet resolution level",
-                              check=_channels),
-    "layers_per_block": Key((int,), 1, "ResNet layers per UNet block", check=_positive),
-    "attention": Key((bool,), True, "self-attention blocks at the lowest resolution"),
-    "norm_num_groups": Key((int,), 8, "groups of the group norms (must divide every channel count)",
-                           check=_positive),
-    "patch_size": Key((int,), 1, "the UNet sees p×p pixel patches as p² channels at 1/p of the image "
-                      "size (2: a 64×64 model costs about a 32×32 one)", choices=(1, 2, 4)),
-    "pretrained": Key((str,), "", "local folder of a UNet2DModel saved with save_pretrained to "
-                      "start from (\"\" = train from scratch)"),
+    "kind": Key((str,), "unet", "the denoising network (see `sd diffusion models`); its options are set "
+                "in this section too"),
     "text_encoder": Key((str,), "", "local folder of a transformers text encoder (and tokenizer) "
                         "for caption conditioning (\"\" = no captions)"),
     "cond_dropout": Key((int, float), 0.1, "classifier-free guidance dropout probability",
@@ -95,32 +87,85 @@ SCHEMA = {"data": DATA, "model": MODEL, "training": TRAINING}
 REQUIRED = {"data": ("datasets", "conditions")}
 
 
-def load_diffusion_experiment(path: str | Path) -> Experiment:
-    """Read and validate a diffusion experiment file."""
-    exp = load_experiment(path, SCHEMA, REQUIRED)
+def _kind_of(path: Any) -> Any:
+    """``[model] kind`` as the file gives it (checked with the rest of the file later)."""
+    if isinstance(path, Mapping):
+        raw = path
+    else:
+        if not Path(path).is_file():
+            return MODEL["kind"].default  # load_experiment says the file does not exist
+        raw = read_toml(Path(path))
+    model = raw.get("model") if isinstance(raw, Mapping) else None
+    return model.get("kind", MODEL["kind"].default) if isinstance(model, Mapping) else MODEL["kind"].default
+
+
+def schema_for(kind_spec: Any) -> dict[str, dict[str, Key]]:
+    """The experiment schema with [model] holding the common keys and the kind's options."""
+    options = {k: v for k, v in option_keys(kind_spec.options).items() if k not in MODEL}
+    return {**SCHEMA, "model": {**MODEL, **options}}
+
+
+def load_diffusion_experiment(path: str | Path | Mapping[str, Any], registry: Any = None) -> Experiment:
+    """Read and validate a diffusion experiment file, the model kind and its options included."""
+    if registry is None:
+        from sd_core.plugins import get_registry
+
+        registry = get_registry()
+    kind = _kind_of(path)
+    kinds = registry.diffusion_models
+    spec = kinds.get(kind) if isinstance(kind, str) else kinds.get(MODEL["kind"].default)
+    if spec is None:
+        src = path if not isinstance(path, Mapping) else "python-experiment.toml"
+        raise ConfigError(f"{src}: [model] kind = {kind!r} is not installed; allowed: "
+                          + (", ".join(kinds) or "none") + did_you_mean(kind, list(kinds)))
+    exp = load_experiment(path, schema_for(spec), REQUIRED)
     check_tracker(exp["training"]["log_with"], f"{exp.source}: [training]")
-    d, m = exp["data"], exp["model"]
+    d = exp["data"]
     if not d["conditions"]:
         raise exp.error("data", "conditions", "must name at least one task to condition on")
-    bad = [c for c in m["block_out_channels"] if c % m["norm_num_groups"]]
-    if bad and not m["pretrained"]:
-        raise exp.error("model", "norm_num_groups",
-                        f"= {m['norm_num_groups']} does not divide block_out_channels {bad}")
-    size = d["image_size"]
-    factor = 2 ** (len(m["block_out_channels"]) - 1) * m["patch_size"]
-    if size % factor and not m["pretrained"]:
-        raise exp.error("data", "image_size", f"= {size} must be a multiple of {factor} "
-                        f"(patches of {m['patch_size']} pixels, then the UNet halves it "
-                        f"{len(m['block_out_channels']) - 1} times)")
+    problem = spec.check(d["image_size"], kind_options(exp, spec, resolve=False)) if spec.check else None
+    if problem:
+        raise ConfigError(f"{exp.source}: {problem}")
     return exp
+
+
+def kind_options(exp: Experiment, spec: Any, resolve: bool = True) -> dict[str, Any]:
+    """The kind's options of an experiment; path options relative to the file made absolute."""
+    m = exp["model"]
+    out = {k: m.get(k, o.default) for k, o in spec.options.items() if k not in MODEL}
+    if resolve:
+        out.update({k: str(exp.path(out[k])) for k, o in spec.options.items()
+                    if getattr(o, "path", False) and out.get(k)})
+    return out
+
+
+def same_experiment(saved: Path, exp: Experiment) -> bool:
+    """Whether a run's config.toml holds the experiment ``exp`` (a run of an sd before model kinds
+    has no [model] kind: it was a unet)."""
+    import tomllib
+
+    text = saved.read_text(encoding="utf-8")
+    if text == exp.dumps():
+        return True
+    try:
+        old = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    if isinstance(old.get("model"), dict):
+        old["model"].setdefault("kind", MODEL["kind"].default)
+    return old == tomllib.loads(exp.dumps())
 
 
 def starter(registry: Any = None) -> str:
     """``sd init --experiment diffusion``: a commented experiment file with every key."""
     ds = next(iter(registry.datasets), "parkinsons") if registry is not None else "parkinsons"
     task = getattr(registry.datasets.get(ds), "main_task", "") if registry is not None else ""
+    from sd_core.diffusion.kinds import builtin_kinds
+
+    unet = next(k for k in builtin_kinds() if k.name == "unet")
     return starter_experiment("sd diffusion train experiment file: sd diffusion train diffusion.toml",
-                              SCHEMA, {"data": {"datasets": [ds], "conditions": [task or "gender"]}})
+                              schema_for(unet), {"data": {"datasets": [ds], "conditions": [task or "gender"]}})
 
 
-__all__ = ["REQUIRED", "SCHEMA", "ConfigError", "load_diffusion_experiment", "starter"]
+__all__ = ["REQUIRED", "SCHEMA", "ConfigError", "kind_options", "load_diffusion_experiment", "schema_for",
+           "starter"]

@@ -1,4 +1,5 @@
-"""The denoiser (UNet + conditioning), the optional caption encoder, and loading a finished run."""
+"""The denoiser (the kind's network + conditioning), the optional caption encoder, and loading a
+finished run."""
 
 from __future__ import annotations
 
@@ -17,88 +18,54 @@ from sd_core.errors import ConfigError, SdError
 UNET_DIR, COND_DIR, SCHEDULER_DIR, LABELS = "unet", "conditioning", "scheduler", "labels.json"
 
 
+MODEL_JSON = "model.json"
+
+
 def build_unet(model_cfg: Mapping[str, Any], image_size: int, where: str = "[model]"):
-    """A one-channel ``UNet2DModel`` with identity class embedding (see conditioning)."""
-    from diffusers import UNet2DModel
+    """A one-channel ``UNet2DModel`` (see :mod:`sd_core.diffusion.kinds.unet`)."""
+    from sd_core.diffusion.kinds.unet import build_unet as build
 
-    if model_cfg.get("pretrained"):
-        return load_pretrained_unet(Path(model_cfg["pretrained"]), image_size, where)
-    channels = tuple(int(c) for c in model_cfg["block_out_channels"])
-    patch = int(model_cfg.get("patch_size", 1))
-    n = len(channels)
-    attn = bool(model_cfg["attention"])
-    down = ["DownBlock2D"] * n
-    up = ["UpBlock2D"] * n
-    if attn:
-        down[-1] = "AttnDownBlock2D"
-        up[0] = "AttnUpBlock2D"
-    return UNet2DModel(
-        sample_size=image_size // patch, in_channels=patch * patch, out_channels=patch * patch,
-        block_out_channels=channels,
-        layers_per_block=int(model_cfg["layers_per_block"]), down_block_types=tuple(down),
-        up_block_types=tuple(up), norm_num_groups=int(model_cfg["norm_num_groups"]),
-        attention_head_dim=min(channels[-1], 32), add_attention=attn, class_embed_type="identity",
-    )
-
-
-def load_pretrained_unet(path: Path, image_size: int, where: str = "[model] pretrained"):
-    """A local UNet2DModel saved with ``save_pretrained``; its class embedding becomes identity."""
-    from diffusers import UNet2DModel
-
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"{where}: {path} is not a folder written by save_pretrained "
-                          "(no config.json); give a local UNet2DModel folder or \"\"")
-    import json
-
-    try:
-        channels = int(json.loads((path / "config.json").read_text(encoding="utf-8")).get("in_channels", 1))
-        patch = max(1, int(round(channels ** 0.5)))
-        unet = UNet2DModel.from_pretrained(str(path), class_embed_type="identity", num_class_embeds=None,
-                                           sample_size=image_size // patch, low_cpu_mem_usage=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{where}: cannot load a UNet2DModel from {path} ({exc})") from None
-    if unet.config.in_channels != unet.config.out_channels or patch_size(unet) is None:
-        raise ConfigError(f"{where}: {path} has {unet.config.in_channels} input and "
-                          f"{unet.config.out_channels} output channels; spectrograms need 1 and 1 "
-                          "(or p² and p² for patches of p×p pixels)")
-    return unet
+    return build(model_cfg, image_size, where)
 
 
 def time_embed_dim(unet) -> int:
-    return int(unet.time_embedding.linear_2.out_features)
+    from sd_core.diffusion.kinds.unet import time_embed_dim as dim
 
-
-def patch_size(unet) -> int | None:
-    """p of a UNet working on p×p patches of a one-channel image (p² channels), else None."""
-    p = int(round(unet.config.in_channels ** 0.5))
-    return p if p * p == unet.config.in_channels else None
+    return dim(unet)
 
 
 class Denoiser(nn.Module):
-    """What is trained: the UNet and the conditioning module together.
+    """What is trained: the kind's network and the conditioning module together.
 
-    With ``patch_size`` p > 1 the UNet sees the image as p×p patches stacked as p² channels
-    (pixel unshuffle) at 1/p of the size, and its output is put back (pixel shuffle): the same
-    model on a 64×64 image costs about what it costs on 32×32.
+    ``network`` is a :class:`sd_core.diffusion.kinds.base.DenoisingNetwork` (a bare UNet2DModel
+    is taken as the ``unet`` kind's); the conditioning vector of the labels is its ``cond``.
     """
 
-    def __init__(self, unet, cond: Conditioning) -> None:
+    def __init__(self, network, cond: Conditioning) -> None:
         super().__init__()
-        self.unet = unet
+        from sd_core.diffusion.kinds.base import DenoisingNetwork
+
+        if not isinstance(network, DenoisingNetwork):
+            from sd_core.diffusion.kinds.unet import UNetNetwork
+
+            network = UNetNetwork(network)
+        self.network = network
         self.cond = cond
-        self.patch = patch_size(unet) or 1
+        # checkpoints of sd before model kinds held the UNet as "unet.*"
+        self._register_load_state_dict_pre_hook(_legacy_keys)
 
     @property
     def image_size(self) -> int:
-        return int(self.unet.config.sample_size) * self.patch
+        return self.network.image_size
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: Mapping[str, torch.Tensor],
                 text: torch.Tensor | None = None) -> torch.Tensor:
-        p = self.patch
-        if p > 1:
-            x = nn.functional.pixel_unshuffle(x, p)
-        out = self.unet(x, t, class_labels=self.cond(labels, text)).sample
-        return nn.functional.pixel_shuffle(out, p) if p > 1 else out
+        return self.network(x, t, self.cond(labels, text))
+
+
+def _legacy_keys(state_dict, prefix, *args) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
+        state_dict[prefix + "network." + key[len(prefix):]] = state_dict.pop(key)
 
 
 class TextEncoder:
@@ -142,33 +109,64 @@ class Run:
     model: Denoiser
     scheduler_config: dict
     text: TextEncoder | None
+    kind: str = "unet"
+
+
+def run_kind(folder: Path) -> dict[str, Any]:
+    """``model.json`` of a run: its kind, options and network folder (``unet`` for runs of an sd
+    before model kinds, which have no model.json)."""
+    import json
+
+    path = folder / MODEL_JSON
+    if not path.exists():
+        return {"kind": "unet", "folder": UNET_DIR, "options": {}}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(info, dict) and isinstance(info.get("kind"), str)
+                and isinstance(info.get("folder"), str) and "/" not in info["folder"]):
+            raise ValueError("expected kind and folder")
+    except (OSError, ValueError) as exc:
+        raise SdError(f"{path}: not a model description written by sd ({exc})") from None
+    return info
 
 
 def check_run(folder: Path) -> LabelSpec:
     """The labels of a finished run; a clear error for anything else."""
     if not folder.is_dir():
         raise SdError(f"run folder {folder} does not exist; give a folder written by `sd diffusion train`")
-    missing = [p for p in (UNET_DIR, COND_DIR, SCHEDULER_DIR, LABELS) if not (folder / p).exists()]
+    net = run_kind(folder)["folder"] if (folder / LABELS).exists() else UNET_DIR
+    missing = [p for p in (net, COND_DIR, SCHEDULER_DIR, LABELS) if not (folder / p).exists()]
     if missing:
         raise SdError(f"{folder} is not a finished diffusion run (missing {', '.join(missing)}); "
                       "train one with `sd diffusion train cfg.toml`, or finish it with --resume")
     return LabelSpec.load(folder / LABELS)
 
 
-def load_run(folder: Path, device: str | torch.device = "cpu") -> Run:
-    """Load UNet (EMA weights), conditioning, scheduler config and labels of a run (no pickle)."""
-    import json
+def load_network(folder: Path, kind: str, registry: Any = None):
+    """The network of a kind from its folder (safetensors, no pickle); clear errors."""
+    if registry is None:
+        from sd_core.plugins import get_registry
 
-    from diffusers import UNet2DModel
-
-    spec = check_run(folder)
-    try:  # safetensors only: diffusers never falls back to a pickled .bin here
-        unet = UNet2DModel.from_pretrained(str(folder / UNET_DIR), use_safetensors=True)
+        registry = get_registry()
+    spec = registry.diffusion_model(kind)
+    try:
+        return spec.load(folder)
+    except SdError:
+        raise
     except Exception as exc:  # damaged weights or config (safetensors has its own error types)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SdError(f"{folder / UNET_DIR}: cannot load the UNet ({text})") from None
+        raise SdError(f"{folder}: cannot load the {kind} network ({text})") from None
+
+
+def load_run(folder: Path, device: str | torch.device = "cpu", registry: Any = None) -> Run:
+    """Load the network (EMA weights), conditioning, scheduler config and labels of a run."""
+    import json
+
+    spec = check_run(folder)
+    info = run_kind(folder)
+    network = load_network(folder / info["folder"], info["kind"], registry)
     cond = Conditioning.load(folder / COND_DIR)
-    model = Denoiser(unet, cond).to(device).eval()
+    model = Denoiser(network, cond).to(device).eval()
     spath = folder / SCHEDULER_DIR / "scheduler_config.json"
     try:
         sched = json.loads(spath.read_text(encoding="utf-8"))
@@ -177,4 +175,4 @@ def load_run(folder: Path, device: str | torch.device = "cpu") -> Run:
     text = None
     if spec.text_encoder:
         text = TextEncoder(Path(spec.text_encoder), where=f"{folder / LABELS}: text_encoder")
-    return Run(folder, spec, model, sched, text)
+    return Run(folder, spec, model, sched, text, info["kind"])

@@ -1,4 +1,4 @@
-"""``sd diffusion train``: a conditional UNet trained under accelerate.
+"""``sd diffusion train``: a conditional denoiser of any model kind trained under accelerate.
 
 Run folder::
 
@@ -9,7 +9,8 @@ Run folder::
     <run>/state.json                  latest checkpoint and the checkpoints sd wrote (only those
                                       are ever pruned)
     <run>/samples/step-000500.png     sample grids: one row per class combination
-    <run>/unet/                       final UNet (EMA weights), save_pretrained, safetensors
+    <run>/unet/ (or the kind's folder) final network (EMA weights), save_pretrained, safetensors
+    <run>/model.json                  model kind, its options and network folder
     <run>/conditioning/               conditioning module (safetensors + config.json)
     <run>/scheduler/                  noise scheduler config (DDPM; sampling builds others from it)
     <run>/labels.json                 conditions, classes, columns, age mean/std, label combos
@@ -38,16 +39,8 @@ from sd_core.data.sampling import epoch_batches, epoch_order
 from sd_core.diffusion.conditioning import Conditioning
 from sd_core.diffusion.data import caption_table, load_training_data
 from sd_core.diffusion.labels import LabelSpec, label_combos
-from sd_core.diffusion.model import (
-    COND_DIR,
-    LABELS,
-    SCHEDULER_DIR,
-    UNET_DIR,
-    Denoiser,
-    TextEncoder,
-    build_unet,
-    time_embed_dim,
-)
+from sd_core.diffusion.config import kind_options, same_experiment
+from sd_core.diffusion.model import COND_DIR, LABELS, MODEL_JSON, SCHEDULER_DIR, UNET_DIR, Denoiser, TextEncoder
 from sd_core.errors import ConfigError, SdError
 from sd_core.experiment import Experiment
 from sd_core.io import atomic_write_text
@@ -60,7 +53,7 @@ CHECKPOINTS = ckpt.CHECKPOINTS
 TRAINER_STATE = "trainer.json"
 #: What a diffusion run writes at its top level; a new run refuses a folder holding any of them.
 RUN_FILES = ("config.toml", "state.json", "history.json", "loss.png", UNET_DIR, COND_DIR,
-             SCHEDULER_DIR, LABELS)
+             SCHEDULER_DIR, LABELS, MODEL_JSON)
 
 
 class StopTraining(Exception):
@@ -164,10 +157,11 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     if latest is not None and not resume:
         raise SdError(f"run folder {run} has checkpoints; pass --resume to continue it, or choose "
                       "another folder with --out")
+    kind = registry.diffusion_model(m["kind"])
     if latest is None:
-        ckpt.check_fresh_run(run, RUN_FILES)
+        ckpt.check_fresh_run(run, tuple(dict.fromkeys((*RUN_FILES, kind.folder))))
     saved = run / "config.toml"
-    if resume and latest is not None and saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
+    if resume and latest is not None and saved.is_file() and not same_experiment(saved, exp):
         raise SdError(f"{run} was started with a different experiment (see {saved}); "
                       "resume with the same file and options, or train into another folder with --out")
 
@@ -185,12 +179,15 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
 
     seed = int(tr["seed"])
     torch.manual_seed(seed)
-    model_cfg = dict(m, pretrained=str(exp.path(m["pretrained"])) if m["pretrained"] else "")
-    unet = build_unet(model_cfg, d["image_size"], where=f"{src}: [model] pretrained")
+    options = kind_options(exp, kind)
+    try:
+        network = kind.build(d["image_size"], **options)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
     cond = Conditioning({t.name: t.num_classes for t in tasks if t.kind == CLASSIFICATION},
-                        [t.name for t in tasks if t.kind == REGRESSION], time_embed_dim(unet),
+                        [t.name for t in tasks if t.kind == REGRESSION], network.cond_dim,
                         text_encoder.dim if text_encoder else 0)
-    model = Denoiser(unet, cond)
+    model = Denoiser(network, cond)
     noise_scheduler = DDPMScheduler(num_train_timesteps=tr["num_train_timesteps"],
                                     beta_schedule=tr["beta_schedule"], prediction_type=tr["prediction_type"])
     spec = LabelSpec(list(d["datasets"]), tasks, d["image_size"], images.stored_size, d["split"],
@@ -224,6 +221,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "config.toml", config_text)
         spec.save(run / LABELS)
+        write_json(run / MODEL_JSON, {"kind": kind.name, "folder": kind.folder, "options": options})
         noise_scheduler.save_pretrained(str(run / SCHEDULER_DIR))
     probe = None
     if tr["quality_steps"] and acc.is_main_process:
@@ -353,7 +351,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         net = acc.unwrap_model(model)
         if ema is not None:
             ema.copy_to(net.parameters())
-        _replace_dir(run / UNET_DIR, lambda p: net.unet.save_pretrained(str(p), safe_serialization=True))
+        _replace_dir(run / kind.folder, lambda p: net.network.save(p))
         _replace_dir(run / COND_DIR, lambda p: net.cond.save(p))
         write_json(run / "history.json", history)
         from sd_core.diffusion.figures import loss_curve

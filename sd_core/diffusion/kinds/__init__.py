@@ -1,0 +1,107 @@
+"""The built-in kinds of denoising network (``[model] kind``), registered by ``sd_core.builtin``.
+
+Light: the specs below import nothing heavy; ``unet``, ``dit`` and ``base`` (torch, diffusers) are
+imported by the build and load functions only.
+
+- ``unet``: today's pixel-space ``UNet2DModel`` (optionally on p×p patches, or from a local folder);
+- ``dit``: a diffusion transformer on image patches (diffusers' ``SD3Transformer2DModel``, whose
+  pooled-projection input takes sd's conditioning vector).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sd_core.specs import DiffusionModelSpec, OptionSpec
+
+UNET_OPTIONS = {
+    "block_out_channels": OptionSpec([32, 64, 64], "channels per UNet resolution level (positive integers)"),
+    "layers_per_block": OptionSpec(1, "ResNet layers per UNet block"),
+    "attention": OptionSpec(True, "self-attention blocks at the lowest resolution"),
+    "norm_num_groups": OptionSpec(8, "groups of the group norms (must divide every channel count)"),
+    "patch_size": OptionSpec(1, "the UNet sees p×p pixel patches as p² channels at 1/p of the image size "
+                             "(2: a 64×64 model costs about a 32×32 one)", choices=(1, 2, 4)),
+    "pretrained": OptionSpec("", "local folder of a UNet2DModel saved with save_pretrained to start from "
+                             "(\"\" = train from scratch; the shape options are then ignored)", path=True),
+}
+
+DIT_OPTIONS = {
+    "patch_size": OptionSpec(2, "pixels per side of the square patches the transformer sees as tokens",
+                             choices=(1, 2, 4, 8)),
+    "num_layers": OptionSpec(4, "transformer blocks"),
+    "num_attention_heads": OptionSpec(4, "attention heads per block"),
+    "attention_head_dim": OptionSpec(32, "channels per attention head (width = heads × this)"),
+}
+
+
+def _positive_ints(options: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        v = options[name]
+        values = v if isinstance(v, list) else [v]
+        if not values or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in values):
+            what = "a non-empty list of positive integers" if isinstance(v, list) else "a positive integer"
+            return f"[model] {name} must be {what}, got {v!r}"
+    return None
+
+
+def check_unet(image_size: int, options: dict[str, Any]) -> str | None:
+    problem = _positive_ints(options, ("block_out_channels", "layers_per_block", "norm_num_groups"))
+    if problem or options["pretrained"]:
+        return problem
+    channels, groups = options["block_out_channels"], options["norm_num_groups"]
+    bad = [c for c in channels if c % groups]
+    if bad:
+        return f"[model] norm_num_groups = {groups} does not divide block_out_channels {bad}"
+    factor = 2 ** (len(channels) - 1) * options["patch_size"]
+    if image_size % factor:
+        return (f"[data] image_size = {image_size} must be a multiple of {factor} (patches of "
+                f"{options['patch_size']} pixels, then the UNet halves it {len(channels) - 1} times)")
+    return None
+
+
+def check_dit(image_size: int, options: dict[str, Any]) -> str | None:
+    problem = _positive_ints(options, ("num_layers", "num_attention_heads", "attention_head_dim"))
+    if problem:
+        return problem
+    if image_size % options["patch_size"]:
+        return (f"[data] image_size = {image_size} must be a multiple of [model] patch_size = "
+                f"{options['patch_size']}")
+    return None
+
+
+def _build_unet(image_size: int, **options):
+    from sd_core.diffusion.kinds.unet import build
+
+    return build(image_size, **options)
+
+
+def _load_unet(folder: Path):
+    from sd_core.diffusion.kinds.unet import load
+
+    return load(folder)
+
+
+def _build_dit(image_size: int, **options):
+    from sd_core.diffusion.kinds.dit import build
+
+    return build(image_size, **options)
+
+
+def _load_dit(folder: Path):
+    from sd_core.diffusion.kinds.dit import load
+
+    return load(folder)
+
+
+def builtin_kinds() -> list[DiffusionModelSpec]:
+    return [
+        DiffusionModelSpec("unet", _build_unet, _load_unet,
+                           "pixel-space UNet (diffusers UNet2DModel); the conditioning vector is added "
+                           "to the timestep embedding", UNET_OPTIONS, check_unet, folder="unet"),
+        DiffusionModelSpec("dit", _build_dit, _load_dit,
+                           "diffusion transformer on image patches (diffusers SD3Transformer2DModel); the "
+                           "conditioning vector is its pooled projection, added to the timestep "
+                           "embedding of every block's adaptive norm", DIT_OPTIONS, check_dit,
+                           folder="transformer"),
+    ]
