@@ -32,8 +32,8 @@ from sd_core.spectrogram.threads import blas_threads, n_threads
 class DenseReference:
     """Per-channel spectrogram with a cached dense complex128 DFT matrix (the original way)."""
 
-    def __init__(self, n_channels: int, nsamps: int, resolution: int):
-        self.plan = plan_spectrogram(n_channels, nsamps, resolution, "log")
+    def __init__(self, n_channels: int, nsamps: int, resolution: int, hop_multiple: int = 4):
+        self.plan = plan_spectrogram(n_channels, nsamps, resolution, "log", hop_multiple=hop_multiple)
         R = resolution
         n = 2 * R - 1
         m = np.arange(n)[:, None]

@@ -103,6 +103,8 @@ PREPROCESS = {
                   "fractions of subjects per split", check=_splits),
     "seed": Key((int,), 0, "seed of the subject split"),
     "workers": Key((int,), 1, "worker processes", check=_positive),
+    "threads": Key((int,), 0, "threads per worker process (0 = the cores shared out among the workers)",
+                   check=_non_negative),
     # How images are made.  The defaults give the original project's images, pixel for pixel;
     # each option below is one of sd's improvements, for models that need not match them.
     "preset": Key((str,), "original",

@@ -159,9 +159,10 @@ def test_rerun_is_byte_identical_and_resumes_nothing(raw, reference, tmp_path):
     assert_same_tree(reference, out)
 
 
-def test_workers_give_identical_results(raw, reference, tmp_path):
+@pytest.mark.parametrize("workers, threads", [(2, 0), (2, 1), (1, 1), (1, 3)])
+def test_workers_and_threads_give_identical_results(raw, reference, tmp_path, workers, threads):
     out = tmp_path / "testeeg"
-    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, workers=2)
+    preprocess_dataset(PLUGIN, raw[0], out, prep(), CHANNELS, OPTIONS, workers=workers, threads=threads)
     assert_same_tree(reference, out)
 
 

@@ -39,6 +39,8 @@ def _parse_splits(text: str) -> dict[str, float]:
 @click.option("--splits", help="Subject fractions, e.g. 0.7,0.15,0.15 or train=0.8,test=0.2.")
 @click.option("--seed", type=int, help="Seed of the subject split.")
 @click.option("--workers", type=int, help="Worker processes (results are identical for any number).")
+@click.option("--threads", type=int,
+              help="Threads per worker (default: the cores shared out among the workers).")
 @click.option("--shard", help="Process only shard K of N (K/N) of the subjects; merge afterwards.")
 @click.option("--merge", is_flag=True, help="Assemble metadata from finished shards; process nothing.")
 @click.option("--overwrite", is_flag=True,
@@ -49,7 +51,7 @@ def _parse_splits(text: str) -> dict[str, float]:
               help="Print the results as JSON on stdout (progress goes to stderr).")
 @click.pass_context
 def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, resolution, bins,
-               splits, seed, workers, shard, merge, overwrite, debug, as_json):
+               splits, seed, workers, threads, shard, merge, overwrite, debug, as_json):
     """Turn raw recordings into spectrogram PNGs and metadata CSVs (resumable).
 
     Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
@@ -68,7 +70,8 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
     if (raw or output) and len(names) != 1:
         raise SdError("--raw and --output apply to one data set; name exactly one --dataset")
     overrides = {k: v for k, v in dict(fs=fs, nsamps=nsamps, overlap=overlap, resolution=resolution,
-                                       bins=bins, seed=seed, workers=workers).items() if v is not None}
+                                       bins=bins, seed=seed, workers=workers,
+                                       threads=threads).items() if v is not None}
     if splits:
         overrides["splits"] = _parse_splits(splits)
     _validate_table("preprocess", overrides, PREPROCESS, "command line")
@@ -143,7 +146,8 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
     with progress:
         result = preprocess_dataset(
             plugin, raw_root, out, prep, cfg.channels(name, plugin), cfg.dataset_options(name, plugin),
-            split_file=cfg.split_file(name), workers=int(prep.get("workers", 1)), shard=shard,
+            split_file=cfg.split_file(name), workers=int(prep.get("workers", 1)),
+            threads=int(prep.get("threads", 0)), shard=shard,
             overwrite=overwrite, progress=on_event,
         )
     result.seconds = time.monotonic() - started

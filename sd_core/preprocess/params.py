@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sd_core.errors import SdError
+from sd_core.preprocess.png import LEGACY as LEGACY_PNG
+from sd_core.preprocess.png import SETTINGS as PNG_SETTINGS
 
 FORMAT_VERSION = 2
 #: How images are made when ``prep`` does not say (the original project's way; see sd_core.config).
@@ -84,6 +86,7 @@ def run_parameters(
         "seed": int(prep["seed"]),
         "split_file_sha256": pinned,
         "options": dict(sorted(options.items())),
+        "png": dict(PNG_SETTINGS),  # the bytes of the images (their pixels do not depend on it)
     }
     if fixed_channel_count(params["channels"]) is None:
         params["spectrogram"] = {"hop": "per recording (the channel count depends on the file)"}
@@ -95,6 +98,21 @@ def run_parameters(
         if plan is not None:
             params["spectrogram"] = {"hop": plan.hop, "frames": plan.n_frames, "note": plan.note}
     return params
+
+
+def resumed_parameters(started: Mapping[str, Any] | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as a run begun with ``started`` continues: with the PNG encoder settings it
+    began with (PIL's defaults for a run begun before sd recorded them), so that one run's images
+    are encoded alike. Their pixels do not depend on the settings."""
+    params = dict(params)
+    if isinstance(started, Mapping):
+        params["png"] = dict(started.get("png", LEGACY_PNG))
+    return params
+
+
+def with_png(started: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's recorded parameters with the PNG settings of runs that did not record them."""
+    return {**started, "png": started.get("png", LEGACY_PNG)}
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from contextlib import nullcontext
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -13,7 +14,13 @@ from sd_core.dataset import DatasetPlugin, Subject
 from sd_core.errors import DatasetError, SdError
 from sd_core.owned import remove_files
 from sd_core.preprocess import layout
-from sd_core.preprocess.params import differences, package_versions, run_parameters
+from sd_core.preprocess.params import (
+    differences,
+    package_versions,
+    resumed_parameters,
+    run_parameters,
+    with_png,
+)
 from sd_core.preprocess.subject import (
     SubjectJob,
     SubjectResult,
@@ -100,9 +107,20 @@ def _subject_done(out: Path, subject: str) -> bool:
     return state.get("status") == "done" and all((out / r["file_name"]).is_file() for r in state["rows"])
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool(workers: int, threads: int = 0) -> ProcessPoolExecutor:
+    """Worker processes that live for the run (their imports are paid once each), each with its
+    share of the cores for its threads, so that threads × workers never exceed the cores."""
+    from sd_core.spectrogram.threads import cores
+
     # spawn: workers start clean (no inherited threads or open files from the parent)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(threads or max(1, cores() // workers),))
+
+
+def _start_worker(threads: int) -> None:
+    from sd_core.spectrogram.threads import set_thread_limit
+
+    set_thread_limit(threads)
 
 
 def preprocess_dataset(
@@ -114,6 +132,7 @@ def preprocess_dataset(
     options: Mapping[str, Any],
     split_file: Path | None = None,
     workers: int = 1,
+    threads: int = 0,
     shard: Shard | None = None,
     overwrite: bool = False,
     progress: Callable[[str, Any], None] | None = None,
@@ -123,6 +142,8 @@ def preprocess_dataset(
     ``progress(event, payload)`` receives ``("start", {"total", "done"})``, ``("begin", subject id)``
     when a subject starts and ``("subject", SubjectResult)`` when it ends.
     Without a shard (or with shard N/N finished by the others) the outputs are merged at the end.
+    ``threads``: threads of each worker (0: the cores shared out among the workers, so that
+    threads × workers never exceed them); the images do not depend on it, nor on ``workers``.
     """
     from sd_core.spectrogram import plan_spectrogram
 
@@ -139,6 +160,11 @@ def preprocess_dataset(
     elif overwrite:
         layout.clear_output(out, raw_root)
     started = layout.read_json(ppath) if ppath.is_file() else None
+    if started is not None and isinstance(started.get("parameters"), dict):
+        params = resumed_parameters(started["parameters"], params)
+        if "png" not in started["parameters"] and with_png(started["parameters"]) == params:
+            started["parameters"] = params  # begun by an sd that did not record the encoder
+            layout.write_json(ppath, started)
     if started is not None and started.get("parameters") != params:
         diff = "; ".join(differences(started.get("parameters", {}), params))
         raise SdError(
@@ -173,7 +199,7 @@ def preprocess_dataset(
 
     jobs = [SubjectJob(plugin, s, assignment[s.id], out, params, dict(options)) for s in todo]
     _remove_stale_temporaries(out, jobs)  # once, before any worker starts
-    for res in _run_jobs(jobs, workers, progress):
+    for res in _run_jobs(jobs, workers, progress, threads):
         result.results.append(res)
         if progress:
             progress("subject", res)
@@ -202,7 +228,8 @@ def _check_fresh_output(out: Path, overwrite: bool) -> None:
 def _clear_shard(out: Path, raw_root: Path, subjects: list[str], params: Mapping[str, Any]) -> None:
     """``--overwrite --shard K/N``: remove this shard's subjects only (the others stay)."""
     ppath = layout.params_path(out)
-    if ppath.is_file() and layout.read_json(ppath).get("parameters") != params:
+    started = layout.read_json(ppath).get("parameters") if ppath.is_file() else None
+    if isinstance(started, dict) and with_png(started) != resumed_parameters(started, params):
         others = sorted(set(layout.owned_subjects(out)) - set(subjects))
         if others:
             raise SdError(
@@ -221,18 +248,21 @@ def _remove_stale_temporaries(out: Path, jobs: list[SubjectJob]) -> None:
         layout.remove_stale_temporaries(out / job.split / job.subject.id)
 
 
-def _run_jobs(jobs: list[SubjectJob], workers: int, progress) -> Iterator[SubjectResult]:
+def _run_jobs(jobs: list[SubjectJob], workers: int, progress, threads: int = 0) -> Iterator[SubjectResult]:
     """Results of the jobs as they finish: in this process, or in at most ``workers`` processes
     with no more jobs handed out than there are workers (so "begin" means a subject started).
 
     A worker that raises gives its subject a failed state with the real error. A worker that
     dies (a signal, the out-of-memory killer) breaks the pool: the subjects it held are retried
     once each, alone in a fresh process, and reported as failed if that process dies too."""
+    from sd_core.spectrogram.threads import thread_limit
+
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            if progress:
-                progress("begin", job.subject.id)
-            yield _in_process(job)
+        with thread_limit(threads) if threads else nullcontext():
+            for job in jobs:
+                if progress:
+                    progress("begin", job.subject.id)
+                yield _in_process(job)
         return
     from sd_core.plugins import check_picklable
 
@@ -240,7 +270,7 @@ def _run_jobs(jobs: list[SubjectJob], workers: int, progress) -> Iterator[Subjec
     queue = list(reversed(jobs))
     retry: list[SubjectJob] = []
     while queue:
-        with _pool(min(workers, len(queue))) as pool:
+        with _pool(min(workers, len(queue)), threads) as pool:
             pending: dict[Any, SubjectJob] = {}
             broken = False
             while (queue and not broken) or pending:
@@ -259,7 +289,7 @@ def _run_jobs(jobs: list[SubjectJob], workers: int, progress) -> Iterator[Subjec
                     else:
                         yield outcome
     for job in retry:  # alone, so that a subject that kills its worker is known for sure
-        with _pool(1) as pool:
+        with _pool(1, threads) as pool:
             outcome = _outcome(pool.submit(process_subject, job), job)
         yield outcome if outcome is not None else record_failure(
             job, "its worker process died twice (killed by a signal, or out of memory)")

@@ -6,7 +6,6 @@ the selected channels of its span are read, and its windows are turned into imag
 
 from __future__ import annotations
 
-import io
 import math
 import sys
 import traceback
@@ -124,14 +123,6 @@ class SubjectFiles:
         return dict(sorted(files.items()))
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _open(plugin: DatasetPlugin, rec: Recording, channels: list[str], options):
     """(raw, picks, sampling rate) of a recording, its image channels picked by name."""
     from sd_core.channels import match_channels
@@ -235,6 +226,7 @@ def process_recording(job: SubjectJob, rec: Recording, plan=None,
     original's rule could not give) is appended to ``notes``.
     """
     from sd_core.preprocess.params import fixed_channel_count, spectrogram_plan
+    from sd_core.preprocess.png import LEGACY, encode_all
     from sd_core.signal import make_windows, window_starts
     from sd_core.spectrogram import spectrogram_images
 
@@ -260,9 +252,9 @@ def process_recording(job: SubjectJob, rec: Recording, plan=None,
     for c in range(0, len(keep), CHUNK):
         idx = keep[c:c + CHUNK]
         images = spectrogram_images(make_windows(data, starts[idx], nsamps), plan)
-        for i, image in zip(idx, images):
+        for i, png in zip(idx, encode_all(images, p.get("png", LEGACY))):
             rel = layout.image_rel_path(job.split, subject.id, rec.id, i)
-            job.files.write(rel, png_bytes(image))
+            job.files.write(rel, png)
             row = {"file_name": rel, **base, **labels[i], "window": i, "start": spans[i][0]}
             row["caption"] = job.plugin.caption(row)
             rows.append(row)

@@ -142,7 +142,10 @@ def log_basis(resolution: int) -> LogBasis:
     cos_b = wk[:, None] * np.cos(phase)
     cos_b[0] *= 0.5  # the even part holds 2 x[c] at k = 0
     sin_b = (wk[:, None] * np.sin(phase))[1:]
-    fc, fs = _factor(cos_b), _factor(sin_b)
+    from sd_core.spectrogram.threads import single_threaded_blas
+
+    with single_threaded_blas():  # small SVDs: BLAS threads only wait on each other
+        fc, fs = _factor(cos_b), _factor(sin_b)
     errcol = _GAMMA * (fc.colnorm + fs.colnorm) + fc.trunc + fs.trunc
     cuts = sorted({0, fc.split, fs.split, K})
     return LogBasis(

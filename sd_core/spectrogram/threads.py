@@ -16,15 +16,53 @@ from functools import lru_cache
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _LOCAL = threading.local()  # .inline: this thread already is one of the parallel workers
+_LIMIT: int | None = None  # set_thread_limit: this process's share of the cores
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def n_threads() -> int:
-    """Threads the engine uses: the cores this process may run on, at most 8."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
+    """Threads the engine uses: the cores this process may run on (or its share of them, see
+    :func:`set_thread_limit`), at most 8."""
+    n = cores() if _LIMIT is None else _LIMIT
     return max(1, min(n, 8))
+
+
+def set_thread_limit(n: int | None) -> None:
+    """Use at most ``n`` threads in this process, the engine's and BLAS's (None: no limit).
+
+    Worker processes sharing the machine each take their share of the cores, so that threads
+    times workers never exceed the cores (oversubscribed BLAS threads spin and wait: an SVD
+    that takes 0.06 s can then take seconds)."""
+    global _LIMIT, _POOL, _LIMITER
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True)
+            _POOL = None
+    if _LIMITER is not None:
+        _LIMITER.restore_original_limits()
+        _LIMITER = None
+    _LIMIT = None if n is None else max(1, int(n))
+    ctl = _controller() if _LIMIT is not None else None
+    if ctl is not None:
+        _LIMITER = ctl.limit(limits=_LIMIT)
+
+
+@contextmanager
+def thread_limit(n: int | None):
+    """:func:`set_thread_limit` for the duration of a block (the previous limit comes back)."""
+    before = _LIMIT
+    set_thread_limit(n)
+    try:
+        yield
+    finally:
+        set_thread_limit(before)
 
 
 def is_inline() -> bool:
@@ -63,6 +101,9 @@ def run_inline(fn):
             _LOCAL.inline = False
 
     return wrapped
+
+
+_LIMITER = None  # threadpoolctl's limiter of set_thread_limit, kept for the process's life
 
 
 @lru_cache(maxsize=1)

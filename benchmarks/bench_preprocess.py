@@ -1,0 +1,297 @@
+"""Benchmark: `sd preprocess` end to end against the original project's chain (issue 18).
+
+    python benchmarks/bench_preprocess.py [--data DIR] [--eegmat-subjects 36] [--chbmit-cases 4]
+                                          [--chbmit-minutes 60] [--sets eegmat chbmit]
+
+Two generated data sets in their native formats (written once under ``--data`` and reused):
+
+* EEGMAT-shaped: ``--eegmat-subjects`` subjects, 180 s + 60 s EDF each, 500 Hz, 21 channels,
+  processed at fs 125, nsamps 2000, overlap 0.5, R 256 (the original's defaults);
+* CHB-MIT-shaped: ``--chbmit-cases`` cases with one recording of ``--chbmit-minutes`` each,
+  23 bipolar channels at 256 Hz, processed at fs 128, nsamps 2048 (16 s windows every 8 s), R 256.
+
+For each set, each in its own process with the memory of it and its children sampled:
+
+1. the reference, the original's chain in one process: the whole recording read with MNE,
+   ``scipy.signal.decimate``, per channel the dense complex128 DFT product of
+   ``bench_spectrogram.py``, PNG written with PIL's default settings;
+2. ``sd preprocess`` with ``--workers 1`` and ``--workers 2`` (the command a user runs).
+
+It checks that sd's images are the reference's within one grey level and that the two worker
+counts wrote byte-identical files, then prints windows/s, the ratios, the peak memory (PSS, so
+that pages shared between processes count once) and the targets: sd ≥ 5× the reference with one
+worker on both sets; two workers ≥ 1.7× one on the CHB-MIT-shaped set; peak memory ≤ the largest
+recording's decoded size + 300 MB per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETS = {
+    "eegmat": {"dataset": "math", "fs": 125.0, "nsamps": 2000, "overlap": 0.5, "resolution": 256},
+    "chbmit": {"dataset": "chbmit", "fs": 128.0, "nsamps": 2048, "overlap": 0.5, "resolution": 256},
+}
+MB = 1024 * 1024
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def make_data(folder: Path, name: str, args) -> Path:
+    """The raw data set (written once; a ``.complete`` marker says it is whole)."""
+    tag = (f"{args.eegmat_subjects}" if name == "eegmat" else f"{args.chbmit_cases}x{args.chbmit_minutes}")
+    root = folder / f"{name}-{tag}"
+    if (root / ".complete").is_file():
+        return root
+    t0 = time.perf_counter()
+    if name == "eegmat":
+        from sd_math.demo import write_eegmat
+
+        write_eegmat(root, seed=1, n_subjects=args.eegmat_subjects, rest_seconds=180.0, math_seconds=60.0)
+    else:
+        from sd_chbmit.demo import write_chbmit
+
+        seconds = 60.0 * args.chbmit_minutes
+        cases = {f"chb{i + 1:02d}": ("FM"[i % 2], 8 + i, [(f"chb{i + 1:02d}_01", seconds, [(600.0, 640.0)])])
+                 for i in range(args.chbmit_cases)}
+        write_chbmit(root, seed=2, cases=cases)
+    (root / ".complete").write_text("")
+    print(f"  wrote {root} in {time.perf_counter() - t0:.0f} s")
+    return root
+
+
+# -- measuring a command ---------------------------------------------------------------------------
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(cmd: list[str], cwd: Path, env=None) -> tuple[float, int, str]:
+    """(wall seconds, peak PSS of the process and its children together, stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    peak = [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(_pss(p) for p in _tree(proc.pid)))
+            done.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    watcher.join()
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peak[0], out
+
+
+# -- the reference ---------------------------------------------------------------------------------
+
+def reference(name: str, raw_root: Path, out: Path) -> None:
+    """The original's chain, one process; prints the number of windows as JSON."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_spectrogram import DenseReference
+    from original_chain import decimate_whole, window_starts
+
+    from sd_core.channels import match_channels
+
+    from sd_core.plugins import get_registry
+
+    s = SETS[name]
+    plugin = get_registry().datasets[s["dataset"]]
+    channels = list(plugin.channels)
+    refs: dict[int, DenseReference] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for subject in plugin.find_subjects(raw_root, {}):
+        for rec in subject.recordings:
+            raw = plugin.read_raw(rec, {})
+            names = [plugin.channel_name(c) for c in raw.ch_names]
+            x = raw.get_data(picks=match_channels(channels, names))  # the whole recording, volts
+            ref = refs.setdefault(len(x), DenseReference(len(x), s["nsamps"], s["resolution"],
+                                                      plugin.hop_multiple))
+            y = decimate_whole(x, float(raw.info["sfreq"]), s["fs"])
+            for i, start in enumerate(window_starts(y.shape[1], s["nsamps"], s["overlap"])):
+                buf = io.BytesIO()
+                Image.fromarray(ref.image(y[:, start:start + s["nsamps"]])).save(buf, format="PNG")
+                (out / f"{subject.id}-{rec.id}-{i}.png").write_bytes(buf.getvalue())
+                n += 1
+    print(json.dumps({"windows": n}))
+
+
+# -- comparing outputs -----------------------------------------------------------------------------
+
+def png_hashes(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*.png"))}
+
+
+def compare_to_reference(sd_out: Path, ref_out: Path) -> tuple[int, int, int]:
+    """(images compared, max grey-level difference, pixels that differ)."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    worst = differ = count = 0
+    with open(sd_out / "metadata.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            ref = ref_out / f"{row['subject']}-{row['recording']}-{row['window']}.png"
+            a = np.asarray(Image.open(sd_out / row["file_name"]), dtype=np.int16)
+            b = np.asarray(Image.open(ref), dtype=np.int16)
+            worst = max(worst, int(np.abs(a - b).max()))
+            differ += int(np.count_nonzero(a != b))
+            count += 1
+    return count, worst, differ
+
+
+def recording_bytes(raw_root: Path, name: str) -> int:
+    """Decoded size (float64, every channel of the file) of the largest recording."""
+    import mne
+
+    from sd_core.plugins import get_registry
+
+    plugin = get_registry().datasets[SETS[name]["dataset"]]
+    biggest = 0
+    for subject in plugin.find_subjects(raw_root, {}):
+        for rec in subject.recordings:
+            raw = mne.io.read_raw_edf(rec.path, preload=False, verbose="error")
+            biggest = max(biggest, raw.n_times * len(raw.ch_names) * 8)
+    return biggest
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def run_set(name: str, data: Path, work: Path, args) -> dict:
+    s = SETS[name]
+    raw_root = make_data(data, name, args)
+    rec_mb = recording_bytes(raw_root, name) / MB
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "sd.toml").write_text("")  # no user configuration leaks in
+    res: dict = {"recording_mb": rec_mb}
+    ref_out = work / f"{name}-reference"
+    # BLAS on one thread: the reference's products are small, and on a shared machine BLAS threads
+    # only spin (they made it 10× slower under load); one thread is the faster reference
+    one = {**os.environ, **{v: "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    t, peak, out = measure([sys.executable, __file__, "--reference", name, str(raw_root), str(ref_out)], work, one)
+    windows = json.loads(out.strip().splitlines()[-1])["windows"]
+    res["reference"] = {"seconds": t, "peak_mb": peak / MB}
+    res["windows"] = windows
+    sd = str(Path(sys.executable).with_name("sd"))
+    hashes = {}
+    for workers in (1, 2):
+        dest = work / f"{name}-sd-{workers}"
+        cmd = [sd, "-q", "preprocess", "--dataset", s["dataset"], "--raw", str(raw_root), "--output", str(dest),
+               "--fs", str(s["fs"]), "--nsamps", str(s["nsamps"]), "--overlap", str(s["overlap"]),
+               "--resolution", str(s["resolution"]), "--workers", str(workers), "--overwrite"]
+        t, peak, _ = measure(cmd, work)
+        meta = json.loads((dest / "preprocess.json").read_text())
+        made = sum(meta["images"].values())
+        if made != windows:
+            raise SystemExit(f"sd made {made} images, the reference {windows}")
+        res[f"sd{workers}"] = {"seconds": t, "peak_mb": peak / MB, "png": meta["parameters"].get("png")}
+        hashes[workers] = png_hashes(dest)
+    res["identical"] = hashes[1] == hashes[2]
+    res["compared"] = compare_to_reference(work / f"{name}-sd-1", ref_out)
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/sd-bench-preprocess"),
+                    help="folder of the generated raw data sets (reused between runs)")
+    ap.add_argument("--work", type=Path, default=None, help="output folder (default: --data/out)")
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--eegmat-subjects", type=int, default=36)
+    ap.add_argument("--chbmit-cases", type=int, default=4)
+    ap.add_argument("--chbmit-minutes", type=int, default=30)
+    ap.add_argument("--reference", nargs=3, metavar=("SET", "RAW", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.reference:
+        reference(args.reference[0], Path(args.reference[1]), Path(args.reference[2]))
+        return 0
+
+    load = os.getloadavg()
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    work = args.work or args.data / "out"
+    ok = True
+    for name in args.sets:
+        s = SETS[name]
+        print(f"\n{name}-shaped: fs {s['fs']:g}, nsamps {s['nsamps']}, overlap {s['overlap']}, R {s['resolution']}")
+        r = run_set(name, args.data, work, args)
+        n = r["windows"]
+        ref_rate = n / r["reference"]["seconds"]
+        print(f"  {n} windows; largest recording {r['recording_mb']:.0f} MB decoded")
+        print(f"  reference    {ref_rate:8.1f} windows/s  {r['reference']['seconds']:7.1f} s   "
+              f"peak {r['reference']['peak_mb']:6.0f} MB")
+        for w in (1, 2):
+            x = r[f"sd{w}"]
+            budget = r["recording_mb"] + 300 * w
+            print(f"  sd {w} worker{'s' if w > 1 else ' '} {n / x['seconds']:8.1f} windows/s  {x['seconds']:7.1f} s   "
+                  f"peak {x['peak_mb']:6.0f} MB (budget {budget:.0f} MB)  "
+                  f"{r['reference']['seconds'] / x['seconds']:5.1f}× the reference")
+            ok &= x["peak_mb"] <= budget
+        speed1 = r["reference"]["seconds"] / r["sd1"]["seconds"]
+        scale = r["sd1"]["seconds"] / r["sd2"]["seconds"]
+        count, worst, differ = r["compared"]
+        print(f"  2 workers / 1 worker: {scale:.2f}×; PNG settings {r['sd1']['png']}")
+        print(f"  {count} images against the reference: max difference {worst} grey level(s), "
+              f"{differ} pixels differ; 1 and 2 workers byte-identical: {r['identical']}")
+        ok &= speed1 >= 5.0 and worst <= 1 and r["identical"]
+        print(f"  target ≥ 5× the reference with one worker: {'met' if speed1 >= 5 else 'NOT MET'} ({speed1:.1f}×)")
+        if name == "chbmit":
+            ok &= scale >= 1.7
+            print(f"  target 2 workers ≥ 1.7× one: {'met' if scale >= 1.7 else 'NOT MET'} ({scale:.2f}×)")
+    load = os.getloadavg()
+    print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("all targets met" if ok else "SOME TARGETS NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""What makes preprocessing fast must not change what it makes: the PNG encoder (pixels equal,
+settings recorded, runs begun with PIL's encoder resumed with it), decimation channel by
+channel in threads, and the thread share of worker processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import sd_testeeg
+from conftest import run_sd, small_prep
+from PIL import Image
+
+from sd_core.preprocess import preprocess_dataset
+from sd_core.preprocess.png import LEGACY, SETTINGS, encode, encode_all
+from sd_core.signal import decimate
+from sd_core.spectrogram import threads
+
+PLUGIN = sd_testeeg.TestEEG()
+CHANNELS = list(PLUGIN.channels)
+OPTIONS = {"event_overlap": 0.5}
+
+
+def prep(**kw):
+    return small_prep(**{"fs": 125.0, "nsamps": 500, "resolution": 128, **kw})
+
+
+def pixels(data: bytes) -> np.ndarray:
+    im = Image.open(io.BytesIO(data))
+    assert im.mode == "L" and im.format == "PNG"
+    return np.asarray(im)
+
+
+def pil_default(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (256, 256), (1, 1), (3, 200), (200, 3)])
+def test_encoder_round_trips_every_pixel(shape):
+    rng = np.random.default_rng(sum(shape))
+    noise = rng.integers(0, 256, shape, dtype=np.uint8)
+    smooth = np.cumsum(rng.integers(-3, 4, shape), axis=0).astype(np.uint8)  # wraps around: every value
+    for image in (noise, smooth, np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)):
+        data = encode(image)
+        assert np.array_equal(pixels(data), image)
+        # a well-formed file: signature, IHDR (8-bit grey), one IDAT whose rows use the Up filter
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24:26] == b"\x08\x00"
+        n = int.from_bytes(data[33:37], "big")
+        rows = np.frombuffer(zlib.decompress(data[41:41 + n]), np.uint8).reshape(shape[0], shape[1] + 1)
+        assert set(rows[:, 0]) == {2}
+        assert data[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def test_legacy_settings_are_pils_defaults_and_threads_change_nothing():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (9, 64, 64), dtype=np.uint8)
+    assert encode(images[0], LEGACY) == pil_default(images[0])
+    one = [encode(im) for im in images]
+    assert encode_all(images) == one
+    with threads.thread_limit(1):
+        assert encode_all(images) == one
+    with pytest.raises(ValueError, match="2-D uint8"):
+        encode(images.astype(np.float32)[0])
+
+
+@pytest.mark.parametrize("q", [2, 3, 4, 5])
+@pytest.mark.parametrize("n", [60, 1001, 24000])
+def test_decimate_channel_by_channel_is_scipy_bit_for_bit(q, n):
+    x = np.random.default_rng(q * n).standard_normal((7, n)) * 3e-5
+    want = scipy.signal.decimate(x, q, axis=1, zero_phase=True)
+    for limit in (1, 2, 4):
+        with threads.thread_limit(limit):
+            got = decimate(x, q)
+        assert got.shape == want.shape and np.array_equal(got, want)
+    assert np.array_equal(decimate(x[0], q), want[0])
+
+
+def test_thread_limit_is_restored():
+    before = threads.n_threads()
+    with threads.thread_limit(1):
+        assert threads.n_threads() == 1
+        assert all(n == 1 for n in threads.blas_threads())
+        with threads.thread_limit(3):
+            assert threads.n_threads() == min(3, 8)
+        assert threads.n_threads() == 1
+    assert threads.n_threads() == before
+
+
+def _share():
+    from sd_core.spectrogram import threads as t
+
+    return t.n_threads(), t.blas_threads()
+
+
+def test_workers_take_their_share_of_the_cores():
+    from sd_core.preprocess.runner import _pool
+
+    for workers, asked, want in ((2, 0, max(1, threads.cores() // 2)), (1, 0, min(threads.cores(), 8)),
+                                 (2, 1, 1)):
+        with _pool(workers, asked) as pool:
+            n, blas = pool.submit(_share).result()
+        assert n == want
+        assert all(b == min(want, b) for b in blas) and (not blas or max(blas) <= max(want, 1))
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raw") / "testeeg"
+    sd_testeeg.write_testeeg(root, seed=4, n_subjects=3, seconds=20.0, runs=1)
+    return root
+
+
+def test_settings_recorded_and_pixels_as_before(raw, tmp_path):
+    out = tmp_path / "testeeg"
+    preprocess_dataset(PLUGIN, raw, out, prep(), CHANNELS, OPTIONS)
+    meta = json.loads((out / "preprocess.json").read_text())
+    assert meta["parameters"]["png"] == SETTINGS
+    rows = list((out / "train").rglob("*.png")) + list((out / "test").rglob("*.png"))
+    assert rows
+    for path in rows[:5]:
+        data = path.read_bytes()
+        assert data == encode(pixels(data))  # sd's encoder wrote it
+
+
+def test_a_run_begun_with_pils_encoder_resumes_with_it(raw, tmp_path):
+    """A run started by an sd that used PIL (no "png" in its parameters) is resumed, not refused,
+    and its remaining images are encoded as its first ones were."""
+    out = tmp_path / "testeeg"
+    preprocess_dataset(PLUGIN, raw, out, prep(), CHANNELS, OPTIONS)
+    # make it look like an older run: PIL-encoded images, no "png" key, one subject not done
+    params_file = out / ".sd" / "params.json"
+    state = json.loads(params_file.read_text())
+    del state["parameters"]["png"]
+    params_file.write_text(json.dumps(state))
+    subject_states = sorted((out / ".sd" / "subjects").glob("*.json"))
+    first = json.loads(subject_states[0].read_text())
+    for rel in first["files"]:
+        (out / rel).write_bytes(pil_default(pixels((out / rel).read_bytes())))
+    first["files"] = {rel: None for rel in first["files"]}
+    subject_states[0].write_text(json.dumps(first))
+    last = json.loads(subject_states[-1].read_text())
+    subject_states[-1].unlink()  # a subject the older run had not reached
+    for rel in last["files"]:
+        (out / rel).unlink()
+    res = preprocess_dataset(PLUGIN, raw, out, prep(), CHANNELS, OPTIONS)
+    assert res.skipped == 2 and len(res.results) == 1 and not res.errors
+    for rel in last["files"]:
+        data = (out / rel).read_bytes()
+        assert data == pil_default(pixels(data))
+    meta = json.loads((out / "preprocess.json").read_text())
+    assert meta["parameters"]["png"] == LEGACY
+    # --overwrite starts again with sd's encoder
+    preprocess_dataset(PLUGIN, raw, out, prep(), CHANNELS, OPTIONS, overwrite=True)
+    assert json.loads((out / "preprocess.json").read_text())["parameters"]["png"] == SETTINGS
+
+
+def test_threads_option_is_validated(tmp_path):
+    res = run_sd("preprocess", "--dataset", "math", "--threads", "-1", cwd=tmp_path)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "threads" in res.stderr
