@@ -91,7 +91,7 @@ def test_dit_trains_resumes_bit_exactly_and_generates(tmp_path, data, monkeypatc
 def test_kind_and_option_errors_are_one_line(tmp_path, data):
     cfg = with_model(write_cfg(tmp_path / "k.toml", data, tmp_path / "r"), {**DIT, "kind": "ditt"})
     msg = one_line_error(sd("diffusion", "train", str(cfg)))
-    assert "[model] kind = 'ditt' is not installed" in msg and "allowed: dit, unet" in msg
+    assert "[model] kind = 'ditt' is not installed" in msg and "allowed: dit, latent-unet, unet" in msg
     assert "did you mean 'dit'" in msg and "k.toml" in msg
 
     cfg = with_model(write_cfg(tmp_path / "o.toml", data, tmp_path / "r"), {**DIT, "num_layer": 2})
@@ -130,7 +130,7 @@ def test_a_plugin_kind_is_listed_trained_and_sampled(tmp_path, data, monkeypatch
     assert res.returncode == 0, res.stderr
     kinds = {k["kind"]: k for k in json.loads(res.stdout)}
     assert kinds["tiny-dit"]["plugin"] == "sd-tinydit" and kinds["tiny-dit"]["options"]["width"]["default"] == 8
-    assert {"unet", "dit"} <= set(kinds)
+    assert {"unet", "dit", "latent-unet"} <= set(kinds)
 
     odd = with_model(write_cfg(tmp_path / "odd.toml", data, tmp_path / "run"), {"kind": "tiny-dit", "width": 7})
     assert "odd.toml: [model] width = 7 must be even" in one_line_error(sd_with(site, "diffusion", "train", str(odd)))

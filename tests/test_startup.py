@@ -29,7 +29,7 @@ print("CODE=" + str(code), file=sys.stderr)
     ["tasks"], ["tasks", "--dataset", "seed"], ["backbones"], ["metrics"], ["config", "show"],
     ["preprocess", "--help"], ["demo", "--help"],
     ["diffusion", "--help"], ["diffusion", "train", "--help"], ["diffusion", "models"],
-    ["diffusion", "models", "--json"], ["generate", "--help"],
+    ["diffusion", "models", "--json"], ["diffusion", "train-vae", "--help"], ["generate", "--help"],
     ["train", "--help"], ["evaluate-run", "--help"],
 ])
 def test_cli_starts_light(args, tmp_path):

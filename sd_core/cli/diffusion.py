@@ -75,3 +75,37 @@ def train(ctx, experiment, out, resume, steps):
     t.add_row("loss curve", str(res["run"] / "loss.png"))
     console().print(t)
     console().print(f"generate with: sd generate {res['run']} --n 8 --balanced --out DIR")
+
+
+@diffusion.command("train-vae")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--steps", type=int, help="Override [model] vae_steps.")
+@click.option("--overwrite", is_flag=True, help="Replace an autoencoder train-vae wrote before.")
+@click.pass_context
+def train_vae(ctx, experiment, steps, overwrite):
+    """Train the AutoencoderKL of a latent-unet experiment on its [data] images.
+
+    Writes it to the folder [model] vae names (save_pretrained, safetensors) and reports the
+    reconstruction error in grey levels (0-255) on validation images.
+    """
+    from sd_core.diffusion.config import load_diffusion_experiment
+    from sd_core.errors import ConfigError
+
+    exp = load_diffusion_experiment(experiment)
+    if steps is not None and steps < 1:
+        raise ConfigError("--steps must be at least 1")
+    project = load_ctx_config(ctx)
+
+    from sd_core.diffusion.vae import train_vae as run
+
+    res = run(exp, project, steps=steps, overwrite=overwrite, console=console())
+    t = table(f"autoencoder {res['out']}", ["what", "value"])
+    t.add_row("training images", str(res["images"]))
+    t.add_row("steps", str(res["steps"]))
+    t.add_row("latent shape", " × ".join(map(str, res["latent_shape"])))
+    t.add_row(f"reconstruction error ({res['eval_images']} {res['eval_split']} images)",
+              f"{res['mae_grey']:.2f} grey levels mean absolute, {res['rmse_grey']:.2f} RMS")
+    t.add_row("scaling factor", f"{res['scaling_factor']:.4f}")
+    t.add_row("seconds", f"{res['seconds']:.1f}")
+    console().print(t)
+    console().print(f"train the latent model with: sd diffusion train {experiment}")

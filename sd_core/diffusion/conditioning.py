@@ -24,18 +24,31 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 WEIGHTS = "conditioning.safetensors"
 CONFIG = "config.json"
 
 
-class Conditioning(nn.Module):
+class Conditioning(ModelMixin, ConfigMixin):
+    """Labels (and caption embeddings) → the network's conditioning vector.
+
+    A diffusers ``ModelMixin``, so that a run folder loads as a diffusers pipeline
+    (``sd_core.diffusion.pipeline``); saved as ``conditioning.safetensors`` + ``config.json``.
+    ``classes`` (class values in index order per classification condition) and ``stats`` (mean
+    and std per regression condition) let the pipeline turn raw label values into its inputs.
+    """
+
+    config_name = CONFIG
+
+    @register_to_config
     def __init__(self, categorical: Mapping[str, int], continuous: list[str] | tuple[str, ...],
-                 dim: int, text_dim: int = 0, frequencies: int = 8) -> None:
+                 dim: int, text_dim: int = 0, frequencies: int = 8,
+                 classes: Mapping[str, list[str]] | None = None,
+                 stats: Mapping[str, list[float]] | None = None) -> None:
         super().__init__()
-        self.config = {"categorical": dict(categorical), "continuous": list(continuous), "dim": int(dim),
-                       "text_dim": int(text_dim), "frequencies": int(frequencies)}
         self.categorical = dict(categorical)
         self.continuous = list(continuous)
         self.embeds = nn.ModuleDict({n: nn.Embedding(k + 1, dim) for n, k in self.categorical.items()})
@@ -89,10 +102,22 @@ class Conditioning(nn.Module):
     def save(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS))
-        (folder / CONFIG).write_text(json.dumps(self.config, indent=2) + "\n")
+        (folder / CONFIG).write_text(self.to_json_string())
+
+    def save_pretrained(self, save_directory, **kwargs) -> None:  # what diffusers pipelines call
+        self.save(Path(save_directory))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> Conditioning:
+        """Load from a local folder (what diffusers pipelines call); ``torch_dtype`` is honoured,
+        other loading options do not apply to this small module."""
+        module = cls.load(Path(pretrained_model_name_or_path))
+        dtype = kwargs.get("torch_dtype")
+        return module.to(dtype) if isinstance(dtype, torch.dtype) else module
 
     @classmethod
     def load(cls, folder: Path) -> Conditioning:
@@ -102,13 +127,14 @@ class Conditioning(nn.Module):
         path = folder / CONFIG
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
-            module = cls(**config)
+            module = cls(**{k: v for k, v in config.items() if not k.startswith("_")})
         except FileNotFoundError:
             raise SdError(f"{path} is missing") from None
         except (OSError, ValueError, TypeError) as exc:
             raise SdError(f"{path}: not a conditioning config written by sd ({exc})") from None
         try:
             module.load_state_dict(load_tensors(folder / WEIGHTS))
+            module.eval()
         except RuntimeError as exc:
             raise SdError(f"{folder / WEIGHTS}: does not match {path} "
                           f"({str(exc).strip().splitlines()[0]})") from None

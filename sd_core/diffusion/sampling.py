@@ -52,7 +52,9 @@ def sample(model, scheduler, labels: Mapping[str, torch.Tensor], text: torch.Ten
     seeded with (seed, b).
     """
     cond = model.cond
+    network = model.network
     size = int(image_size or model.image_size)
+    shape = network.latent_shape if image_size is None else (1, size, size)
     n = len(next(iter(labels.values())))
     out = []
     for b, start in enumerate(range(0, n, batch_size)):
@@ -61,7 +63,7 @@ def sample(model, scheduler, labels: Mapping[str, torch.Tensor], text: torch.Ten
         txt = text[sl].to(device) if text is not None else None
         m = sl.stop - sl.start
         gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b)
-        x = torch.randn((m, 1, size, size), generator=gen).to(device)
+        x = torch.randn((m, *shape), generator=gen).to(device)
         scheduler.set_timesteps(steps)
         x = x * scheduler.init_noise_sigma
         use_null = guidance != 1.0
@@ -78,7 +80,7 @@ def sample(model, scheduler, labels: Mapping[str, torch.Tensor], text: torch.Ten
             else:
                 pred = model(inp, t.to(device), lab, txt)
             x = scheduler.step(pred.float(), t, x, generator=gen).prev_sample
-        out.append(x.clamp(-1, 1).cpu())
+        out.append(network.from_latent(x).clamp(-1, 1).cpu())
         if progress:
             progress(m)
     return torch.cat(out) if out else torch.zeros(0, 1, size, size)

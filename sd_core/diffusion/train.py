@@ -11,6 +11,7 @@ Run folder::
     <run>/samples/step-000500.png     sample grids: one row per class combination
     <run>/unet/ (or the kind's folder) final network (EMA weights), save_pretrained, safetensors
     <run>/model.json                  model kind, its options and network folder
+    <run>/model_index.json            the run as a diffusers pipeline (sd_core.diffusion.pipeline)
     <run>/conditioning/               conditioning module (safetensors + config.json)
     <run>/scheduler/                  noise scheduler config (DDPM; sampling builds others from it)
     <run>/labels.json                 conditions, classes, columns, age mean/std, label combos
@@ -41,6 +42,7 @@ from sd_core.diffusion.data import caption_table, load_training_data
 from sd_core.diffusion.labels import LabelSpec, label_combos
 from sd_core.diffusion.config import kind_options, same_experiment
 from sd_core.diffusion.model import COND_DIR, LABELS, MODEL_JSON, SCHEDULER_DIR, UNET_DIR, Denoiser, TextEncoder
+from sd_core.diffusion.pipeline import MODEL_INDEX, write_model_index
 from sd_core.errors import ConfigError, SdError
 from sd_core.experiment import Experiment
 from sd_core.io import atomic_write_text
@@ -53,7 +55,7 @@ CHECKPOINTS = ckpt.CHECKPOINTS
 TRAINER_STATE = "trainer.json"
 #: What a diffusion run writes at its top level; a new run refuses a folder holding any of them.
 RUN_FILES = ("config.toml", "state.json", "history.json", "loss.png", UNET_DIR, COND_DIR,
-             SCHEDULER_DIR, LABELS, MODEL_JSON)
+             SCHEDULER_DIR, LABELS, MODEL_JSON, MODEL_INDEX, "vae")
 
 
 class StopTraining(Exception):
@@ -129,6 +131,11 @@ def _check_precision(mp: str, src: str) -> None:
                           "available; use \"no\" (or \"bf16\" where the CPU supports it)")
 
 
+def trainable(net) -> list:
+    """What is optimised and averaged (frozen parts such as a latent kind's VAE are not)."""
+    return [p for p in net.parameters() if p.requires_grad]
+
+
 def _steps_per_epoch(n_rows: int, batch_size: int, world: int) -> int:
     nb = max(1, math.ceil(n_rows / batch_size))
     nb = max(nb, world)
@@ -186,7 +193,9 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         raise ConfigError(f"{src}: {exc}") from None
     cond = Conditioning({t.name: t.num_classes for t in tasks if t.kind == CLASSIFICATION},
                         [t.name for t in tasks if t.kind == REGRESSION], network.cond_dim,
-                        text_encoder.dim if text_encoder else 0)
+                        text_encoder.dim if text_encoder else 0,
+                        classes={t.name: list(t.classes) for t in tasks if t.kind == CLASSIFICATION},
+                        stats={t.name: [t.mean, t.std] for t in tasks if t.kind == REGRESSION})
     model = Denoiser(network, cond)
     noise_scheduler = DDPMScheduler(num_train_timesteps=tr["num_train_timesteps"],
                                     beta_schedule=tr["beta_schedule"], prediction_type=tr["prediction_type"])
@@ -197,9 +206,9 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     per_epoch = _steps_per_epoch(len(rows), d["batch_size"], world)  # micro-batches per process
     total = int(tr["steps"]) or max(1, math.ceil(tr["epochs"] * per_epoch / ga))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    opt = torch.optim.AdamW(trainable(model), lr=tr["lr"], weight_decay=tr["weight_decay"])
     lr_sched = get_cosine_schedule_with_warmup(opt, min(tr["warmup_steps"], total), total)
-    ema = EMAModel(model.parameters(), decay=tr["ema_decay"]) if tr["ema_decay"] > 0 else None
+    ema = EMAModel(trainable(model), decay=tr["ema_decay"]) if tr["ema_decay"] > 0 else None
     model, opt = acc.prepare(model, opt)
     if ema is not None:
         ema.to(acc.device)
@@ -263,15 +272,15 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         """The unwrapped model with its EMA weights, in evaluation mode, for the duration."""
         net = acc.unwrap_model(model)
         if ema is not None:
-            ema.store(net.parameters())
-            ema.copy_to(net.parameters())
+            ema.store(trainable(net))
+            ema.copy_to(trainable(net))
         net.eval()
         try:
             yield net
         finally:
             net.train()
             if ema is not None:
-                ema.restore(net.parameters())
+                ema.restore(trainable(net))
 
     def check_quality(step: int) -> None:
         """KID/FID of the EMA model (main process), in the history; the checkpoint is ranked by KID."""
@@ -311,7 +320,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
                                                     if text_table is not None else None)
                 labels = {k: v.to(acc.device) for k, v in labels.items()}
                 text = text_rows.to(acc.device) if text_rows is not None else None
-                x0 = batch["image"].to(acc.device)
+                x0 = acc.unwrap_model(model).network.to_latent(batch["image"].to(acc.device))
                 ctx = acc.no_sync(model) if a < ga - 1 else nullcontext()
                 with ctx:
                     with acc.autocast():
@@ -325,7 +334,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             lr_sched.step()
             opt.zero_grad(set_to_none=True)
             if ema is not None:
-                ema.step(acc.unwrap_model(model).parameters())
+                ema.step(trainable(acc.unwrap_model(model)))
             step_loss = float(acc.reduce(torch.stack(losses).mean(), reduction="mean"))
             done = step + 1
             history.append({"step": done, "loss": step_loss, "lr": lr_sched.get_last_lr()[0]})
@@ -350,9 +359,10 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     if acc.is_main_process:
         net = acc.unwrap_model(model)
         if ema is not None:
-            ema.copy_to(net.parameters())
+            ema.copy_to(trainable(net))
         _replace_dir(run / kind.folder, lambda p: net.network.save(p))
         _replace_dir(run / COND_DIR, lambda p: net.cond.save(p))
+        write_model_index(run, kind.folder)
         write_json(run / "history.json", history)
         from sd_core.diffusion.figures import loss_curve
 

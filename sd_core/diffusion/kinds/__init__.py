@@ -4,6 +4,7 @@ Light: the specs below import nothing heavy; ``unet``, ``dit`` and ``base`` (tor
 imported by the build and load functions only.
 
 - ``unet``: today's pixel-space ``UNet2DModel`` (optionally on p×p patches, or from a local folder);
+- ``latent-unet``: a ``UNet2DConditionModel`` in the latent space of an ``AutoencoderKL``;
 - ``dit``: a diffusion transformer on image patches (diffusers' ``SD3Transformer2DModel``, whose
   pooled-projection input takes sd's conditioning vector).
 """
@@ -35,6 +36,21 @@ DIT_OPTIONS = {
 }
 
 
+LATENT_OPTIONS = {
+    "vae": OptionSpec("vae", "folder of the AutoencoderKL (save_pretrained, one channel in and out) whose latent "
+                      "space the UNet works in; `sd diffusion train-vae` trains one there", path=True),
+    "block_out_channels": OptionSpec([64, 128], "channels per UNet resolution level; levels after the first "
+                                     "cross-attend to the conditioning vector"),
+    "layers_per_block": OptionSpec(1, "ResNet layers per UNet block"),
+    "norm_num_groups": OptionSpec(8, "groups of the UNet's and the VAE's group norms"),
+    "vae_channels": OptionSpec([32, 64], "train-vae: channels per VAE level (n levels shrink the image 2^(n-1) times)"),
+    "latent_channels": OptionSpec(4, "train-vae: channels of the latent space"),
+    "vae_steps": OptionSpec(400, "train-vae: optimizer steps"),
+    "vae_lr": OptionSpec(1e-3, "train-vae: learning rate (AdamW)"),
+    "vae_kl": OptionSpec(1e-6, "train-vae: weight of the KL term against the reconstruction error"),
+}
+
+
 def _positive_ints(options: dict[str, Any], names: tuple[str, ...]) -> str | None:
     for name in names:
         v = options[name]
@@ -57,6 +73,18 @@ def check_unet(image_size: int, options: dict[str, Any]) -> str | None:
     if image_size % factor:
         return (f"[data] image_size = {image_size} must be a multiple of {factor} (patches of "
                 f"{options['patch_size']} pixels, then the UNet halves it {len(channels) - 1} times)")
+    return None
+
+
+def check_latent(image_size: int, options: dict[str, Any]) -> str | None:
+    problem = _positive_ints(options, ("block_out_channels", "layers_per_block", "norm_num_groups",
+                                       "vae_channels", "latent_channels", "vae_steps"))
+    if problem:
+        return problem
+    groups = options["norm_num_groups"]
+    bad = [c for c in [*options["block_out_channels"], *options["vae_channels"]] if c % groups]
+    if bad:
+        return f"[model] norm_num_groups = {groups} does not divide the channel counts {bad}"
     return None
 
 
@@ -94,6 +122,18 @@ def _load_dit(folder: Path):
     return load(folder)
 
 
+def _build_latent(image_size: int, **options):
+    from sd_core.diffusion.kinds.latent import build
+
+    return build(image_size, **options)
+
+
+def _load_latent(folder: Path):
+    from sd_core.diffusion.kinds.latent import load
+
+    return load(folder)
+
+
 def builtin_kinds() -> list[DiffusionModelSpec]:
     return [
         DiffusionModelSpec("unet", _build_unet, _load_unet,
@@ -104,4 +144,9 @@ def builtin_kinds() -> list[DiffusionModelSpec]:
                            "conditioning vector is its pooled projection, added to the timestep "
                            "embedding of every block's adaptive norm", DIT_OPTIONS, check_dit,
                            folder="transformer"),
+        DiffusionModelSpec("latent-unet", _build_latent, _load_latent,
+                           "UNet (diffusers UNet2DConditionModel) in the latent space of a frozen AutoencoderKL "
+                           "(a local folder, or `sd diffusion train-vae cfg.toml`); the conditioning vector is "
+                           "added to the timestep embedding and cross-attended to", LATENT_OPTIONS, check_latent,
+                           folder="unet"),
     ]

@@ -15,6 +15,8 @@ class DenoisingNetwork(nn.Module):
     ``net_name`` and define ``cond_dim`` (the size of the conditioning vector), ``image_size``
     and ``forward(x, t, cond)``: images ``x`` (B, 1, S, S), timesteps ``t`` (a scalar or (B,)),
     the conditioning vector ``cond`` (B, cond_dim) → the prediction shaped like ``x``.
+    Latent kinds also define ``latent_shape``, ``to_latent`` and ``from_latent`` (frozen parts,
+    such as a VAE, have ``requires_grad`` off: they are neither optimised nor averaged).
     ``save`` writes the diffusers model with ``save_pretrained`` (safetensors), so that the run
     folder's sub-folder loads with ``from_pretrained`` of its class.
     """
@@ -35,6 +37,19 @@ class DenoisingNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """The shape (C, H, W) the diffusion runs in: the image's, unless the kind encodes it."""
+        return (1, self.image_size, self.image_size)
+
+    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 1, S, S) → what the diffusion runs on (latent kinds encode; others: x)."""
+        return x
+
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The sampler's result → images (B, 1, S, S) in about [-1, 1]."""
+        return z
 
     def save(self, folder: Path) -> None:
         self.net.save_pretrained(str(folder), safe_serialization=True)

@@ -1,0 +1,95 @@
+"""A run folder is a diffusers pipeline: SpectrogramPipeline.from_pretrained(RUN), and
+DiffusionPipeline.from_pretrained(RUN, custom_pipeline=...), sample what sd generate samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_rows
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from test_diffusion import train, write_cfg, write_processed  # noqa: E402
+from test_diffusion_kinds import DIT, with_model  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("pipe")
+    data = write_processed(work / "parkinsons")
+    out = {}
+    for kind in ("unet", "dit"):
+        cfg = write_cfg(work / f"{kind}.toml", data, work / kind, conditions=("health", "age"), steps=4,
+                        sample_steps=0, sample_solver_steps=2, samples_per_condition=1, ema_decay=0.9)
+        if kind == "dit":
+            with_model(cfg, {**DIT, "num_layers": 2})
+        train(cfg)
+        out[kind] = work / kind
+    return out
+
+
+@pytest.mark.parametrize("kind", ["unet", "dit"])
+def test_pipeline_samples_what_sd_generate_samples(runs, kind, tmp_path):
+    from sd_core.diffusion.generate import generate_dataset
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+
+    run = runs[kind]
+    index = json.loads((run / "model_index.json").read_text())
+    assert index["_class_name"] == "SpectrogramPipeline"
+    assert index["conditioning"] == ["sd_core.diffusion.conditioning", "Conditioning"]
+    net = {"unet": "UNet2DModel", "dit": "SD3Transformer2DModel"}[kind]
+    assert index[{"unet": "unet", "dit": "transformer"}[kind]] == ["diffusers", net]
+
+    generate_dataset(run, tmp_path / "gen", n=3, conditions=[{"health": "PD", "age": "70"}, {"health": "H"}],
+                     steps=4, guidance=2.5, seed=7, batch_size=2)
+    rows = read_rows(tmp_path / "gen" / "train-metadata.csv")
+    expected = np.stack([np.asarray(Image.open(tmp_path / "gen" / r["file_name"])) for r in rows])
+    ages = [float(r["age"]) for r in rows]  # the H rows' ages sd generate drew from training subjects
+
+    pipe = SpectrogramPipeline.from_pretrained(str(run))
+    labels = {"health": [r["health"] for r in rows], "age": ages}
+    got = pipe(labels, num_inference_steps=4, guidance_scale=2.5, seed=7, batch_size=2, output_type="np").images
+    assert got.dtype == np.uint8 and got.shape == expected.shape == (6, 16, 16)
+    assert np.array_equal(got, expected)
+    pil = pipe(labels, num_inference_steps=4, guidance_scale=2.5, seed=7, batch_size=2).images
+    assert np.array_equal(np.stack([np.asarray(p) for p in pil]), expected)
+    other = pipe(labels, num_inference_steps=4, guidance_scale=2.5, seed=8, batch_size=2, output_type="np").images
+    assert not np.array_equal(other, expected)
+
+
+def test_diffusion_pipeline_loads_a_run_with_the_custom_pipeline(runs, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    import sd_core.diffusion.pipeline as module
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+
+    run = runs["unet"]
+    pipe = DiffusionPipeline.from_pretrained(str(run), custom_pipeline=module.__file__, trust_remote_code=True)
+    assert type(pipe).__name__ == "SpectrogramPipeline" and pipe.unet is not None and pipe.transformer is None
+    a = pipe({"health": "PD", "age": 62}, num_images=2, num_inference_steps=3, seed=1, output_type="pt").images
+    b = SpectrogramPipeline.from_pretrained(str(run))({"health": "PD", "age": 62}, num_images=2,
+                                                      num_inference_steps=3, seed=1, output_type="pt").images
+    assert a.shape == (2, 1, 16, 16) and torch.equal(a, b)
+    # the inputs are checked against the conditioning config
+    from sd_core.errors import SdError
+
+    with pytest.raises(SdError, match="allowed: H, PD"):
+        pipe({"health": "XX"})
+    with pytest.raises(SdError, match="conditioned on: health, age"):
+        pipe({"mood": "happy"})
+    cfg = json.loads((run / "conditioning" / "config.json").read_text())
+    assert cfg["_class_name"] == "Conditioning" and cfg["classes"] == {"health": ["H", "PD"]}
+    assert set(cfg["stats"]) == {"age"}
