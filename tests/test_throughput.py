@@ -165,3 +165,46 @@ def test_threads_option_is_validated(tmp_path):
     res = run_sd("preprocess", "--dataset", "math", "--threads", "-1", cwd=tmp_path)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "threads" in res.stderr
+
+
+class _Watched(sd_testeeg.TestEEG):
+    """Records the thread each plugin call runs in."""
+
+    calls: list = []
+
+    def read_raw(self, recording, options):
+        import threading
+
+        self.calls.append(("read_raw", threading.current_thread().name))
+        return super().read_raw(recording, options)
+
+    def label_windows(self, recording, spans, options):
+        import threading
+
+        self.calls.append(("label_windows", threading.current_thread().name))
+        return super().label_windows(recording, spans, options)
+
+
+def test_plugin_code_runs_in_the_calling_thread_while_the_next_recording_is_read(tmp_path):
+    """Reading ahead moves only MNE's reading and the resampling to a background thread."""
+    import threading
+
+    root = tmp_path / "raw"
+    sd_testeeg.write_testeeg(root, seed=5, n_subjects=1, seconds=20.0, runs=3)
+    plugin = _Watched()
+    _Watched.calls = []
+    res = preprocess_dataset(plugin, root, tmp_path / "out", prep(), CHANNELS, OPTIONS)
+    assert not res.errors and res.results[0].images > 0
+    assert [c[0] for c in _Watched.calls].count("read_raw") == 3
+    assert {c[1] for c in _Watched.calls} == {threading.main_thread().name}
+    # the same images as reading one recording at a time
+    from sd_core.preprocess import reading
+
+    before = reading.PREFETCH_BYTES
+    reading.PREFETCH_BYTES = 0
+    try:
+        preprocess_dataset(plugin, root, tmp_path / "one-at-a-time", prep(), CHANNELS, OPTIONS)
+    finally:
+        reading.PREFETCH_BYTES = before
+    for png in (tmp_path / "out").rglob("*.png"):
+        assert png.read_bytes() == (tmp_path / "one-at-a-time" / png.relative_to(tmp_path / "out")).read_bytes()

@@ -1,12 +1,11 @@
 """One subject's recordings → PNG images and metadata rows. Runs inside worker processes.
 
-Memory stays bounded by one recording: each recording is opened without preloading, only
-the selected channels of its span are read, and its windows are turned into images in chunks.
+Memory stays bounded by one recording (two while the next is read ahead, see
+:mod:`sd_core.preprocess.reading`), and its windows are turned into images in chunks.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -16,10 +15,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from sd_core.dataset import DatasetPlugin, Recording, Subject
-from sd_core.errors import DatasetError, SdError
+from sd_core.errors import SdError
 from sd_core.io import atomic_write_bytes
 from sd_core.owned import check_replaceable, sha256_bytes, sha256_file
 from sd_core.preprocess import layout
+from sd_core.preprocess.reading import read_resampled, read_span, resampled_recordings  # noqa: F401 (re-exported)
 
 CHUNK = 64  # windows turned into images at once
 
@@ -123,107 +123,15 @@ class SubjectFiles:
         return dict(sorted(files.items()))
 
 
-def _open(plugin: DatasetPlugin, rec: Recording, channels: list[str], options):
-    """(raw, picks, sampling rate) of a recording, its image channels picked by name."""
-    from sd_core.channels import match_channels
-
-    raw = plugin.read_raw(rec, options)
-    names = [plugin.channel_name(n) for n in raw.ch_names]
-    picks = match_channels(channels, names, where=f"{rec.path.name}")
-    bads = set(raw.info.get("bads") or ())
-    hit = [names[i] for i in picks if raw.ch_names[i] in bads]
-    if hit:
-        raise DatasetError(f"{rec.path.name}: channel(s) {', '.join(hit)} marked bad in the recording's "
-                           "metadata; recording skipped")
-    return raw, picks, float(raw.info["sfreq"])
-
-
-def _check_span(rec: Recording, start: int, stop: int, n_times: int, fs: float) -> int:
-    """``stop`` clipped to the recording; refuses spans that do not fit it."""
-    if stop > n_times + fs:  # more than a second missing: a truncated file, not rounding
-        raise DatasetError(f"{rec.path.name}: span {rec.start}–{rec.stop} s runs past the end of the "
-                           f"recording ({n_times / fs:.1f} s); the file may be truncated")
-    stop = min(stop, n_times)
-    if start >= stop:
-        raise SdError(f"{rec.path.name}: span {rec.start}–{rec.stop} s is outside the recording "
-                      f"({n_times / fs:.1f} s)")
-    return stop
-
-
-def _get(raw, picks, start: int, stop: int, rec: Recording, units: str) -> np.ndarray:
-    from sd_core.preprocess.params import UNIT_FACTORS
-
-    data = raw.get_data(picks=picks, start=start, stop=stop)
-    if units != "V":
-        data = data * UNIT_FACTORS[units]
-    if not np.all(np.isfinite(data)):
-        raise SdError(f"{rec.path.name}: the recording contains NaN or infinite samples")
-    return data
-
-
-def read_span(plugin: DatasetPlugin, rec: Recording, channels: list[str], options,
-              units: str = "uV") -> tuple[np.ndarray, float, float]:
-    """(channels × samples in ``units`` ("uV" or "V"), sampling rate, start time in s) of the
-    recording's span, at the file's rate."""
-    raw, picks, fs = _open(plugin, rec, channels, options)
-    n_times = int(raw.n_times)
-    start = 0 if rec.start is None else int(round(rec.start * fs))
-    stop = n_times if rec.stop is None else int(round(rec.stop * fs))
-    stop = _check_span(rec, start, stop, n_times, fs)
-    return _get(raw, picks, start, stop, rec, units), fs, start / fs
-
-
-#: Signal read on each side of a span before decimating it (seconds): the IIR filter's start-up
-#: transient dies out well within it, so the span's samples are those of the whole file decimated.
-DECIMATE_MARGIN_S = 10.0
-
-
-def read_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, Any],
-                   options) -> tuple[np.ndarray, float, list[str]]:
-    """(channels × samples at ``params["fs"]`` in ``params["units"]``, start time in s, notes).
-
-    ``resample = "decimate"`` with an integer rate ratio q does what the original did: the
-    whole recording decimated (``scipy.signal.decimate``), a span cut from it at
-    ``int(start · fs)`` … ``int(stop · fs)``; only the span and a margin of
-    :data:`DECIMATE_MARGIN_S` around it are read, from a sample that is a multiple of q.  Other
-    ratios, and ``resample = "poly"``, resample the span with the polyphase resampler.
-    """
-    from sd_core.signal import decimate, decimation_factor, resample
-
-    fs, units, method = float(params["fs"]), params["units"], params["resample"]
-    raw, picks, fs_in = _open(plugin, rec, params["channels"], options)
-    n_times = int(raw.n_times)
-    q = decimation_factor(fs_in, fs) if method == "decimate" else None
-    notes = [str(n) for n in getattr(raw, "sd_notes", ())]  # how the plugin read the file
-    if q is None:
-        start = 0 if rec.start is None else int(round(rec.start * fs_in))
-        stop = n_times if rec.stop is None else int(round(rec.stop * fs_in))
-        stop = _check_span(rec, start, stop, n_times, fs_in)
-        data = resample(_get(raw, picks, start, stop, rec, units), fs_in, fs, "poly")
-        if method == "decimate" and fs_in != fs:
-            notes.append(f"{rec.path.name}: {fs_in:g} Hz → {fs:g} Hz is not an integer ratio (the original "
-                         "refused it): resampled with the polyphase resampler")
-        return data, start / fs_in, notes
-    n_out = -(-n_times // q)  # samples of the whole recording decimated
-    i0 = 0 if rec.start is None else int(rec.start * fs)
-    i1 = n_out if rec.stop is None else int(rec.stop * fs)
-    _check_span(rec, i0 * q, i1 * q, n_times, fs_in)
-    i1 = min(i1, n_out)
-    margin = 0 if q == 1 else int(math.ceil(DECIMATE_MARGIN_S * fs))
-    a = max(0, i0 - margin)
-    b = min(n_times, (i1 + margin) * q)
-    data = decimate(_get(raw, picks, a * q, b, rec, units), q)
-    return data[:, i0 - a : i1 - a], i0 / fs, notes
-
-
-def process_recording(job: SubjectJob, rec: Recording, plan=None,
+def process_recording(job: SubjectJob, rec: Recording, loaded: tuple[np.ndarray, float, list[str]],
                       notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """The images and metadata rows of one recording.
+    """The images and metadata rows of one recording, from its samples (``read_resampled``'s
+    result).
 
     The spectrogram plan follows from ``job.params`` and the number of channels found (it
-    depends on the file where the channel list holds ``"*"``); ``plan`` is not used.  What the
-    run did differently from the original project (a non-integer rate ratio, a hop the
-    original's rule could not give) is appended to ``notes``.
+    depends on the file where the channel list holds ``"*"``).  What the run did differently
+    from the original project (a non-integer rate ratio, a hop the original's rule could not
+    give) is appended to ``notes``.
     """
     from sd_core.preprocess.params import fixed_channel_count, spectrogram_plan
     from sd_core.preprocess.png import LEGACY, encode_all
@@ -232,7 +140,7 @@ def process_recording(job: SubjectJob, rec: Recording, plan=None,
 
     p = job.params
     fs, nsamps = p["fs"], p["nsamps"]
-    data, t0, said = read_resampled(job.plugin, rec, p, job.options)
+    data, t0, said = loaded
     plan = spectrogram_plan(p, data.shape[0])
     if notes is not None:
         notes += [f"{job.subject.id}/{rec.id}: {n}" for n in said]
@@ -284,10 +192,6 @@ def process_subject(job: SubjectJob) -> SubjectResult:
 
     Stale temporary files are cleaned by the runner once, before workers start: here they may
     belong to another worker's subject in flight."""
-    from sd_core.spectrogram import plan_spectrogram
-
-    p = job.params
-    plan = plan_spectrogram(len(p["channels"]), p["nsamps"], p["resolution"], p["bins"])
     sid = job.subject.id
     job.files = SubjectFiles(job.out, sid, previous_files(job.out, sid))
 
@@ -295,15 +199,20 @@ def process_subject(job: SubjectJob) -> SubjectResult:
     errors: list[str] = []
     notes: list[str] = []
     tracebacks: list[str] = []
-    for rec in job.subject.recordings:
+    recordings = resampled_recordings(job.plugin, job.subject.recordings, job.params, job.options)
+    for rec, loaded, failed in recordings:
         try:
-            got = process_recording(job, rec, plan, notes)
+            if failed is not None:
+                raise failed
+            got = process_recording(job, rec, loaded, notes)
         except (Exception, SystemExit) as exc:  # one bad recording never stops the others
             line, tb = describe_failure(exc, job.plugin)
             errors.append(f"{sid}/{rec.id}: {line}")
             if tb:
                 tracebacks.append(f"{sid}/{rec.id}:\n{tb}")
             continue
+        finally:
+            loaded = None  # the samples go before the next recording is read
         if not got:
             notes.append(f"{sid}/{rec.id}: no windows (shorter than one window, or none kept)")
         rows.extend(got)
