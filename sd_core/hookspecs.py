@@ -79,7 +79,8 @@ def sd_diffusion_models() -> list[DiffusionModelSpec]:
     An experiment chooses one with ``[model] kind = "<name>"`` and sets its options in ``[model]``;
     the core's training loop, conditioning, checkpoints, EMA, guidance, resume and ``sd generate``
     work for every kind. The core registers ``unet`` (a pixel-space UNet2DModel),
-    ``latent-unet`` (a UNet2DConditionModel in an AutoencoderKL's latent space) and ``dit`` (a
+    ``latent-unet`` (a UNet2DConditionModel in an AutoencoderKL's latent space), ``stable-diffusion``
+    (fine-tuning a local Stable Diffusion pipeline) and ``dit`` (a
     diffusion transformer, diffusers' SD3Transformer2DModel). Document every option in ``options``
     so that ``sd diffusion models`` can show it and experiment files can be validated.
     """

@@ -82,6 +82,10 @@ def test_dit_trains_resumes_bit_exactly_and_generates(tmp_path, data, monkeypatc
            "--out", str(outs[0]))
     assert r.returncode == 0, r.stderr
     generate_dataset(tmp_path / "full", outs[1], n=2, balanced=True, steps=3, seed=3)
+    from sd_core.errors import SdError
+
+    with pytest.raises(SdError, match="--prompt: .* is not conditioned on captions"):
+        generate_dataset(tmp_path / "full", tmp_path / "g4", n=1, steps=2, prompt="a healthy subject")
     rows = read_rows(outs[0] / "train-metadata.csv")
     assert sorted(r["health"] for r in rows) == ["H", "H", "PD", "PD"]
     for r in rows:
@@ -91,7 +95,7 @@ def test_dit_trains_resumes_bit_exactly_and_generates(tmp_path, data, monkeypatc
 def test_kind_and_option_errors_are_one_line(tmp_path, data):
     cfg = with_model(write_cfg(tmp_path / "k.toml", data, tmp_path / "r"), {**DIT, "kind": "ditt"})
     msg = one_line_error(sd("diffusion", "train", str(cfg)))
-    assert "[model] kind = 'ditt' is not installed" in msg and "allowed: dit, latent-unet, unet" in msg
+    assert "[model] kind = 'ditt' is not installed" in msg and "allowed: dit, latent-unet, stable-diffusion, unet" in msg
     assert "did you mean 'dit'" in msg and "k.toml" in msg
 
     cfg = with_model(write_cfg(tmp_path / "o.toml", data, tmp_path / "r"), {**DIT, "num_layer": 2})
@@ -130,7 +134,7 @@ def test_a_plugin_kind_is_listed_trained_and_sampled(tmp_path, data, monkeypatch
     assert res.returncode == 0, res.stderr
     kinds = {k["kind"]: k for k in json.loads(res.stdout)}
     assert kinds["tiny-dit"]["plugin"] == "sd-tinydit" and kinds["tiny-dit"]["options"]["width"]["default"] == 8
-    assert {"unet", "dit", "latent-unet"} <= set(kinds)
+    assert {"unet", "dit", "latent-unet", "stable-diffusion"} <= set(kinds)
 
     odd = with_model(write_cfg(tmp_path / "odd.toml", data, tmp_path / "run"), {"kind": "tiny-dit", "width": 7})
     assert "odd.toml: [model] width = 7 must be even" in one_line_error(sd_with(site, "diffusion", "train", str(odd)))

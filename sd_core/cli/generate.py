@@ -17,6 +17,9 @@ from sd_core.cli.output import JSON_OPTION, console, err_console, print_json, ta
 @click.option("--condition", "conditions", multiple=True,
               help="Labels to generate, e.g. gender=F,health=PD (repeatable). Conditions left out "
                    "are left to the model; age is drawn from matching training subjects.")
+@click.option("--prompt", help="Free text every image is conditioned on instead of its caption (runs conditioned "
+              "on captions: the stable-diffusion kind, or a text_encoder); without --condition the labels are "
+              "left to the model.")
 @click.option("--balanced", is_flag=True, help="The same number of images for every class combination.")
 @click.option("--steps", type=int, default=25, show_default=True, help="Solver steps.")
 @click.option("--scheduler", type=click.Choice(["dpm", "dpm-ode", "ddim", "ddpm"]), default="dpm",
@@ -33,7 +36,7 @@ from sd_core.cli.output import JSON_OPTION, console, err_console, print_json, ta
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --out.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--json", "as_json", **JSON_OPTION)
-def generate(run, n, conditions, balanced, steps, scheduler, guidance, seed, split, dataset, batch_size,
+def generate(run, n, conditions, prompt, balanced, steps, scheduler, guidance, seed, split, dataset, batch_size,
              device, overwrite, out, as_json):
     """Generate labelled spectrograms with the diffusion model in RUN.
 
@@ -61,7 +64,7 @@ def generate(run, n, conditions, balanced, steps, scheduler, guidance, seed, spl
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     res = generate_dataset(run_dir, Path(out).resolve(), n, parsed, balanced, steps, scheduler, guidance,
                            seed, split, batch_size, dataset, overwrite, dev,
-                           err_console() if as_json else console(), spec=spec)
+                           err_console() if as_json else console(), spec=spec, prompt=prompt)
     if as_json:
         print_json({"out": res["out"], "images": res["images"], "seconds": round(res["seconds"], 3),
                     "per_subject": res["per_subject"], "steps": steps, "scheduler": scheduler,

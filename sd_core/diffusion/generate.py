@@ -80,8 +80,11 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
                      steps: int = 25, scheduler: str = "dpm", guidance: float = 2.0, seed: int = 0,
                      split: str = "train", batch_size: int = 32, dataset: str | None = None,
                      overwrite: bool = False, device: str = "cpu", console: Any = None,
-                     registry: Any = None, spec: LabelSpec | None = None) -> dict[str, Any]:
-    """Generate images for a plan and write them with metadata; returns a summary."""
+                     registry: Any = None, spec: LabelSpec | None = None, prompt: str | None = None) -> dict[str, Any]:
+    """Generate images for a plan and write them with metadata; returns a summary.
+
+    ``prompt``: free text every image is conditioned on instead of its caption (runs conditioned on
+    captions); without ``conditions`` the labels are then left to the model (null), not drawn."""
     import numpy as np
     from PIL import Image
 
@@ -104,9 +107,18 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
 
         registry = get_registry()
     spec = spec or check_run(run)
-    items = plan(spec, n, conditions, balanced, seed, dataset)
+    if prompt is not None and not conditions and not balanced:
+        if n < 1:
+            raise SdError("--n must be at least 1")
+        items = [{"dataset": dataset or spec.datasets[0], "labels": {}} for _ in range(n)]
+    else:
+        items = plan(spec, n, conditions, balanced, seed, dataset)
     prepare_output(out, overwrite, split)
     loaded = load_run(run, device)
+    encoder = loaded.text or loaded.model.caption_encoder
+    if prompt is not None and encoder is None:
+        raise SdError(f"--prompt: {run} is not conditioned on captions (train a stable-diffusion kind, or set "
+                      "[model] text_encoder)")
     sched = make_scheduler(scheduler, loaded.scheduler_config)
 
     rows: list[dict[str, Any]] = []
@@ -118,9 +130,9 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         row = {"split": split, "subject": subject, "recording": f"seed{seed}", "window": i, "start": "",
                **label_row(spec, it), "generated": 1}
         row["file_name"] = image_rel_path(split, subject, row["recording"], i)
-        row["caption"] = caption(row, registry)
+        row["caption"] = prompt if prompt is not None else caption(row, registry)
         rows.append(row)
-    text = loaded.text.encode([r["caption"] for r in rows]) if loaded.text else None
+    text = encoder.encode([r["caption"] for r in rows]) if encoder is not None else None
 
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
@@ -164,6 +176,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
                                   "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
                                   "balanced": balanced, "conditions": [dict(c) for c in conditions],
+                                  **({"prompt": prompt} if prompt is not None else {}),
                                   "image_size": spec.image_size, "datasets": spec.datasets,
                                   "seconds": round(seconds, 3), "per_subject": counts}))
     return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}

@@ -58,8 +58,16 @@ class Denoiser(nn.Module):
     def image_size(self) -> int:
         return self.network.image_size
 
+    @property
+    def caption_encoder(self):
+        """What encodes this model's captions at generation: the network's own text encoder, or None
+        (then the run's ``text_encoder``, if any, does)."""
+        return self.network if getattr(self.network, "uses_context", False) else None
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: Mapping[str, torch.Tensor],
                 text: torch.Tensor | None = None) -> torch.Tensor:
+        if getattr(self.network, "uses_context", False):  # captions go to the network's cross-attention
+            return self.network(x, t, self.cond(labels, None), context=text)
         return self.network(x, t, self.cond(labels, text))
 
 

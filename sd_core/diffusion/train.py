@@ -40,6 +40,7 @@ from sd_core.data.sampling import epoch_batches, epoch_order
 from sd_core.diffusion.conditioning import Conditioning
 from sd_core.diffusion.data import caption_table, load_training_data
 from sd_core.diffusion.labels import LabelSpec, label_combos
+from sd_core.diffusion.loss import diffusion_loss, drop_conditions
 from sd_core.diffusion.config import kind_options, same_experiment
 from sd_core.diffusion.model import COND_DIR, LABELS, MODEL_JSON, SCHEDULER_DIR, UNET_DIR, Denoiser, TextEncoder
 from sd_core.diffusion.pipeline import MODEL_INDEX, write_model_index
@@ -55,7 +56,7 @@ CHECKPOINTS = ckpt.CHECKPOINTS
 TRAINER_STATE = "trainer.json"
 #: What a diffusion run writes at its top level; a new run refuses a folder holding any of them.
 RUN_FILES = ("config.toml", "state.json", "history.json", "loss.png", UNET_DIR, COND_DIR,
-             SCHEDULER_DIR, LABELS, MODEL_JSON, MODEL_INDEX, "vae")
+             SCHEDULER_DIR, LABELS, MODEL_JSON, MODEL_INDEX, "vae", "text_encoder", "tokenizer")
 
 
 class StopTraining(Exception):
@@ -80,47 +81,6 @@ def latest_checkpoint(run: Path) -> Path | None:
 
 def run_folder(exp: Experiment, out: str | Path | None) -> Path:
     return Path(out).resolve() if out else exp.path(exp["training"]["output_dir"])
-
-
-# -- the loss --------------------------------------------------------------------------------
-
-def drop_conditions(targets: dict[str, torch.Tensor], p: float, gen: torch.Generator,
-                    text_rows: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """Classifier-free guidance dropout: all conditions with probability p, and each one on
-    its own with probability p (so a model can be asked for any subset of its conditions)."""
-    out = {}
-    n = len(next(iter(targets.values())))
-    everything = torch.rand(n, generator=gen) < p
-    for name, v in targets.items():
-        drop = everything | (torch.rand(n, generator=gen) < p)
-        v = v.clone()
-        v[drop] = -1 if not v.dtype.is_floating_point else math.nan
-        out[name] = v
-    if text_rows is not None:
-        drop = everything | (torch.rand(n, generator=gen) < p)
-        text_rows = text_rows.clone()
-        text_rows[drop] = math.nan
-    return out, text_rows
-
-
-def diffusion_loss(model, noise_scheduler, x0: torch.Tensor, labels: dict, text: torch.Tensor | None,
-                   gen: torch.Generator, prediction_type: str, snr_gamma: float) -> torch.Tensor:
-    from diffusers.training_utils import compute_snr
-
-    device = x0.device
-    n = x0.shape[0]
-    noise = torch.randn(x0.shape, generator=gen).to(device)
-    T = noise_scheduler.config.num_train_timesteps
-    t = torch.randint(0, T, (n,), generator=gen).to(device)
-    noisy = noise_scheduler.add_noise(x0, noise, t)
-    pred = model(noisy, t, labels, text)
-    target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(x0, noise, t)
-    mse = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
-    if snr_gamma > 0:
-        snr = compute_snr(noise_scheduler, t)
-        w = torch.clamp(snr, max=snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
-        mse = mse * w
-    return mse.mean()
 
 
 # -- training --------------------------------------------------------------------------------
@@ -191,16 +151,24 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
         network = kind.build(d["image_size"], **options)
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc}") from None
+    if getattr(network, "uses_context", False):  # captions through the network's own text encoder
+        if text_encoder is not None:
+            raise ConfigError(f"{src}: [model] text_encoder: kind {kind.name!r} encodes captions with its own "
+                              "text encoder; set text_encoder = \"\"")
+        text_encoder = network
+        text_table, text_index = caption_table(rows, registry, network)
     cond = Conditioning({t.name: t.num_classes for t in tasks if t.kind == CLASSIFICATION},
                         [t.name for t in tasks if t.kind == REGRESSION], network.cond_dim,
-                        text_encoder.dim if text_encoder else 0,
+                        text_encoder.dim if isinstance(text_encoder, TextEncoder) else 0,
                         classes={t.name: list(t.classes) for t in tasks if t.kind == CLASSIFICATION},
                         stats={t.name: [t.mean, t.std] for t in tasks if t.kind == REGRESSION})
+    if hasattr(network, "init_conditioning"):
+        network.init_conditioning(cond)
     model = Denoiser(network, cond)
     noise_scheduler = DDPMScheduler(num_train_timesteps=tr["num_train_timesteps"],
                                     beta_schedule=tr["beta_schedule"], prediction_type=tr["prediction_type"])
     spec = LabelSpec(list(d["datasets"]), tasks, d["image_size"], images.stored_size, d["split"],
-                     str(text_encoder.path) if text_encoder else "", label_combos(rows, tasks))
+                     str(text_encoder.path) if isinstance(text_encoder, TextEncoder) else "", label_combos(rows, tasks))
 
     world, rank, ga = acc.num_processes, acc.process_index, int(tr["grad_accum"])
     per_epoch = _steps_per_epoch(len(rows), d["batch_size"], world)  # micro-batches per process
@@ -362,7 +330,8 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             ema.copy_to(trainable(net))
         _replace_dir(run / kind.folder, lambda p: net.network.save(p))
         _replace_dir(run / COND_DIR, lambda p: net.cond.save(p))
-        write_model_index(run, kind.folder)
+        if not getattr(net.network, "uses_context", False):  # SpectrogramPipeline has no text encoder
+            write_model_index(run, kind.folder)
         write_json(run / "history.json", history)
         from sd_core.diffusion.figures import loss_curve
 

@@ -5,6 +5,7 @@ imported by the build and load functions only.
 
 - ``unet``: today's pixel-space ``UNet2DModel`` (optionally on p×p patches, or from a local folder);
 - ``latent-unet``: a ``UNet2DConditionModel`` in the latent space of an ``AutoencoderKL``;
+- ``stable-diffusion``: fine-tuning the UNet of a local ``StableDiffusionPipeline`` folder;
 - ``dit``: a diffusion transformer on image patches (diffusers' ``SD3Transformer2DModel``, whose
   pooled-projection input takes sd's conditioning vector).
 """
@@ -48,6 +49,12 @@ LATENT_OPTIONS = {
     "vae_steps": OptionSpec(400, "train-vae: optimizer steps"),
     "vae_lr": OptionSpec(1e-3, "train-vae: learning rate (AdamW)"),
     "vae_kl": OptionSpec(1e-6, "train-vae: weight of the KL term against the reconstruction error"),
+}
+
+
+PIPELINE_OPTIONS = {
+    "pretrained_pipeline": OptionSpec("", "local folder of a StableDiffusionPipeline saved with save_pretrained "
+                                      "(unet, vae, text_encoder, tokenizer); its UNet is fine-tuned", path=True),
 }
 
 
@@ -134,6 +141,18 @@ def _load_latent(folder: Path):
     return load(folder)
 
 
+def _build_pipeline(image_size: int, **options):
+    from sd_core.diffusion.kinds.pretrained import build
+
+    return build(image_size, **options)
+
+
+def _load_pipeline(folder: Path):
+    from sd_core.diffusion.kinds.pretrained import load
+
+    return load(folder)
+
+
 def builtin_kinds() -> list[DiffusionModelSpec]:
     return [
         DiffusionModelSpec("unet", _build_unet, _load_unet,
@@ -149,4 +168,8 @@ def builtin_kinds() -> list[DiffusionModelSpec]:
                            "(a local folder, or `sd diffusion train-vae cfg.toml`); the conditioning vector is "
                            "added to the timestep embedding and cross-attended to", LATENT_OPTIONS, check_latent,
                            folder="unet"),
+        DiffusionModelSpec("stable-diffusion", _build_pipeline, _load_pipeline,
+                           "fine-tunes the UNet of a local Stable Diffusion pipeline; captions go through the "
+                           "pipeline's own text encoder into its cross-attention (sd generate --prompt), labels "
+                           "into the timestep embedding", PIPELINE_OPTIONS, folder="unet"),
     ]
