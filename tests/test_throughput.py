@@ -208,3 +208,30 @@ def test_plugin_code_runs_in_the_calling_thread_while_the_next_recording_is_read
         reading.PREFETCH_BYTES = before
     for png in (tmp_path / "out").rglob("*.png"):
         assert png.read_bytes() == (tmp_path / "one-at-a-time" / png.relative_to(tmp_path / "out")).read_bytes()
+
+
+def test_refine_screen_finds_the_same_bins_as_the_float64_test():
+    """The engine's float32 screen before its exact test of suspect bins keeps every bin the
+    float64 test on all bins would flag, in the same order (zeros, flat strips, no error)."""
+    from sd_core.spectrogram.refine import _suspects
+
+    rng = np.random.default_rng(0)
+    flagged = 0
+    for trial in range(200):
+        K, n = 255, int(rng.integers(1, 300))
+        pw = (10 ** rng.uniform(-30, 5, (K, n))).astype(np.float32)
+        pw[rng.random((K, n)) < (0.3 if trial % 5 == 0 else 0.0)] = 0
+        errcol = 10 ** rng.uniform(-9, -3, K)
+        errcol[rng.random(K) < 0.05] = 0
+        xnorm = 10 ** rng.uniform(-6, 3, n)
+        xnorm[rng.random(n) < 0.05] = 0
+        rel = 10 ** rng.uniform(-7, -2, n)
+        rel[rng.random(n) < 0.05] = 0
+        ep, floor = 10 ** rng.uniform(-20, -8, n), 10 ** rng.uniform(-12, -3, n)
+        amp = np.sqrt(pw.astype(np.float64))
+        err = errcol[:, None] * xnorm
+        want = np.nonzero((err > rel * (amp + ep)) & (amp + err + ep > floor))
+        got = _suspects(pw, errcol, xnorm, rel, ep, floor)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        flagged += want[0].size
+    assert flagged > 1000  # the test exercises bins that are flagged, not only empty sets

@@ -112,11 +112,9 @@ def refine(ch, lb: LogBasis) -> tuple[np.ndarray, np.ndarray]:
         cols = np.nonzero(err_max > rel * (np.sqrt(pmin.astype(np.float64)) + eps_s))[0]
         if cols.size == 0:
             break
-        amp = np.sqrt(power[:, cols].astype(np.float64))
-        err = errcol[:, None] * xnorm[cols]
-        ep = eps_s[cols]
-        suspect = (err > rel[cols] * (amp + ep)) & (amp + err + ep > floor_s[cols]) & ~done[:, cols]
-        jj, cc = np.nonzero(suspect)
+        jj, cc = _suspects(power[:, cols], errcol, xnorm[cols], rel[cols], eps_s[cols], floor_s[cols])
+        keep = ~done[jj, cols[cc]]
+        jj, cc = jj[keep], cc[keep]
         if jj.size == 0:
             break
         _exact_bins(ch, lb, jj, cols[cc])
@@ -125,6 +123,27 @@ def refine(ch, lb: LogBasis) -> tuple[np.ndarray, np.ndarray]:
         pmin[touched] = power[:, touched].min(axis=0)
         pmax[touched] = power[:, touched].max(axis=0)
     return lo_db, hi_db
+
+
+def _suspects(pw: np.ndarray, errcol: np.ndarray, xnorm: np.ndarray, rel: np.ndarray, ep: np.ndarray,
+              floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the bins of ``pw`` (float32 powers, K x n) whose float32 error could
+    show: ``err > rel (amp + ep)`` and ``amp + err + ep > floor``, with ``amp = sqrt(pw)`` and
+    ``err = errcol[row] xnorm[col]``, in float64.
+
+    Most bins are far from both conditions, so a float32 screen first keeps those with
+    ``sqrt(pw) <= errcol xnorm / rel`` (thresholds rounded up: it never drops a suspect), and the
+    exact float64 test runs on those only: the same bins, in the same order, as the test on all."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g = (xnorm / rel) * (1.0 + 1e-6)  # rel = 0 (a flat strip): inf, every bin screened in
+        up = np.multiply.outer((errcol * (1.0 + 1e-6)).astype(np.float32), g.astype(np.float32))
+    amp32 = np.sqrt(pw)
+    jc, cc = np.nonzero(amp32 <= up)
+    amp = np.sqrt(pw[jc, cc].astype(np.float64))
+    err = errcol[jc] * xnorm[cc]
+    e = ep[cc]
+    ok = (err > rel[cc] * (amp + e)) & (amp + err + e > floor[cc])
+    return jc[ok], cc[ok]
 
 
 def _exact_bins(ch, lb: LogBasis, jj: np.ndarray, cols: np.ndarray) -> None:
