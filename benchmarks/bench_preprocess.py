@@ -1,6 +1,6 @@
 """Benchmark: `sd preprocess` end to end against the original project's chain (issue 18).
 
-    python benchmarks/bench_preprocess.py [--data DIR] [--eegmat-subjects 36] [--chbmit-cases 4]
+    python benchmarks/bench_preprocess.py [--data DIR] [--eegmat-subjects 36] [--chbmit-cases 6]
                                           [--chbmit-minutes 60] [--sets eegmat chbmit]
 
 Two generated data sets in their native formats (written once under ``--data`` and reused):
@@ -307,8 +307,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="output folder (default: --data/out)")
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     ap.add_argument("--eegmat-subjects", type=int, default=36)
-    ap.add_argument("--chbmit-cases", type=int, default=4)
-    ap.add_argument("--chbmit-minutes", type=int, default=30)
+    ap.add_argument("--chbmit-cases", type=int, default=6)
+    ap.add_argument("--chbmit-minutes", type=int, default=60)
     ap.add_argument("--reference", nargs=3, metavar=("SET", "RAW", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.reference:
