@@ -107,7 +107,9 @@ def test_fine_tune_resumes_bit_exactly_and_generates_from_a_prompt(pretrained, d
         b = load_file(str(pretrained / part_name / f"{'diffusion_pytorch_' if part_name == 'vae' else ''}model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in b), part_name
     assert (tmp_path / "full" / "tokenizer" / "tokenizer_config.json").is_file()
-    assert not (tmp_path / "full" / "model_index.json").exists()
+    index = json.loads((tmp_path / "full" / "model_index.json").read_text())
+    assert index["text_encoder"] == ["transformers", "CLIPTextModel"] and index["tokenizer"][1] == "CLIPTokenizer"
+    assert index["unet"] == ["diffusers", "UNet2DConditionModel"] and index["vae"] == ["diffusers", "AutoencoderKL"]
     run = load_run(tmp_path / "full")
     assert run.kind == "stable-diffusion" and run.model.caption_encoder is not None and run.text is None
 
@@ -129,6 +131,13 @@ def test_fine_tune_resumes_bit_exactly_and_generates_from_a_prompt(pretrained, d
     assert not np.array_equal(np.stack([img(tmp_path / "g2", r) for r in other["rows"]]), first)
     gen = json.loads((tmp_path / "gen" / "generation.json").read_text())
     assert gen["prompt"] == prompt
+
+    # the run folder is a diffusers pipeline that samples the same images from the same prompt and seed
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+
+    pipe = SpectrogramPipeline.from_pretrained(str(tmp_path / "full"))
+    got = pipe(prompt=prompt, num_images=2, num_inference_steps=3, seed=2, output_type="np").images
+    assert np.array_equal(got, first)
 
 
 def test_fine_tune_errors_are_one_line(tmp_path, data):

@@ -22,7 +22,10 @@ condition):
 - ``None`` or ``""`` (or leaving the condition out) is the null token: the model decides. Unlike
   ``sd generate``, which draws a missing age from training subjects, the pipeline draws nothing;
 - each value is a scalar (the same for every image) or a list of ``num_images`` values;
-- a run trained with a caption encoder (``text_encoder``) takes ``caption_embeds``, (N, H) float
+- a ``stable-diffusion`` run (``text_encoder/`` and ``tokenizer/`` components) takes ``prompt``, a
+  string for every image or a list of ``num_images`` (none: the empty prompt, its null), encoded
+  by its own text encoder as ``sd generate --prompt`` does;
+- a run trained with a separate caption encoder (``[model] text_encoder``) takes ``caption_embeds``, (N, H) float
   embeddings of that encoder (mean-pooled last hidden state, as ``sd_core.diffusion.model.
   TextEncoder.encode`` computes them); NaN rows are null.
 """
@@ -59,8 +62,13 @@ def write_model_index(run: Path, folder: str) -> bool:
     index = {"_class_name": SpectrogramPipeline.__name__, "_diffusers_version": diffusers.__version__,
              "conditioning": [Conditioning.__module__, Conditioning.__name__],
              "scheduler": ["diffusers", "DDPMScheduler"], folder: ["diffusers", network]}
-    if folder == "unet" and (run / "vae" / "config.json").is_file():  # the latent-unet kind
+    if folder == "unet" and (run / "vae" / "config.json").is_file():  # latent-unet, stable-diffusion
         index["vae"] = ["diffusers", "AutoencoderKL"]
+    if folder == "unet" and (run / "text_encoder" / "config.json").is_file():  # stable-diffusion
+        text = json.loads((run / "text_encoder" / "config.json").read_text(encoding="utf-8"))
+        tok = json.loads((run / "tokenizer" / "tokenizer_config.json").read_text(encoding="utf-8"))
+        index["text_encoder"] = ["transformers", (text.get("architectures") or ["CLIPTextModel"])[0]]
+        index["tokenizer"] = ["transformers", tok.get("tokenizer_class") or "CLIPTokenizer"]
     atomic_write_text(run / MODEL_INDEX, json.dumps(index, indent=2) + "\n")
     return True
 
@@ -68,18 +76,23 @@ def write_model_index(run: Path, folder: str) -> bool:
 class SpectrogramPipeline(DiffusionPipeline):
     """Labelled spectrograms from an sd diffusion run (see the module's documentation)."""
 
-    _optional_components = ["unet", "transformer", "vae"]
+    _optional_components = ["unet", "transformer", "vae", "text_encoder", "tokenizer"]
 
-    def __init__(self, conditioning: Conditioning, scheduler, unet=None, transformer=None, vae=None) -> None:
+    def __init__(self, conditioning: Conditioning, scheduler, unet=None, transformer=None, vae=None,
+                 text_encoder=None, tokenizer=None) -> None:
         super().__init__()
         self.register_modules(conditioning=conditioning, scheduler=scheduler, unet=unet, transformer=transformer,
-                              vae=vae)
+                              vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
 
     def denoiser(self):
         """The network and conditioning as sd's sampling loop calls them."""
         from sd_core.diffusion.model import Denoiser
 
-        if self.unet is not None and self.vae is not None:
+        if self.unet is not None and self.text_encoder is not None:
+            from sd_core.diffusion.kinds.pretrained import PipelineNetwork
+
+            network = PipelineNetwork(self.unet, self.vae, self.text_encoder, self.tokenizer)
+        elif self.unet is not None and self.vae is not None:
             from sd_core.diffusion.kinds.latent import LatentUNetNetwork
 
             network = LatentUNetNetwork(self.unet, self.vae)
@@ -127,7 +140,7 @@ class SpectrogramPipeline(DiffusionPipeline):
     def __call__(self, labels: Mapping[str, Any] | None = None, num_images: int | None = None,
                  num_inference_steps: int = 25, guidance_scale: float = 2.0, seed: int = 0, solver: str = "dpm",
                  batch_size: int = 32, caption_embeds: torch.Tensor | None = None, output_type: str = "pil",
-                 return_dict: bool = True):
+                 return_dict: bool = True, prompt: str | list[str] | None = None):
         """Images for ``labels``; ``output_type`` ``pil`` (grey-level images, as sd generate's PNGs),
         ``np`` (uint8 array N×S×S) or ``pt`` (float tensor N×1×S×S in [-1, 1])."""
         from PIL import Image
@@ -137,8 +150,18 @@ class SpectrogramPipeline(DiffusionPipeline):
         labels = dict(labels or {})
         if num_images is None:
             lists = [len(v) for v in labels.values() if isinstance(v, (list, tuple))]
-            num_images = lists[0] if lists else 1
+            num_images = lists[0] if lists else None
+        if isinstance(prompt, (list, tuple)) and num_images is None:
+            num_images = len(prompt)
+        num_images = num_images or 1
         model = self.denoiser()
+        if prompt is not None or model.caption_encoder is not None:
+            if model.caption_encoder is None:
+                raise SdError("prompt: this model is not conditioned on captions through its own text encoder")
+            prompts = list(prompt) if isinstance(prompt, (list, tuple)) else [prompt or ""] * num_images
+            if len(prompts) != num_images:
+                raise SdError(f"{len(prompts)} prompts for {num_images} images")
+            caption_embeds = model.caption_encoder.encode(prompts)
         images = sample(model, make_scheduler(solver, self.scheduler.config), self.label_inputs(labels, num_images),
                         caption_embeds, steps=num_inference_steps, guidance=guidance_scale, seed=seed,
                         batch_size=batch_size, device=self.device)

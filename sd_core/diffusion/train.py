@@ -330,8 +330,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
             ema.copy_to(trainable(net))
         _replace_dir(run / kind.folder, lambda p: net.network.save(p))
         _replace_dir(run / COND_DIR, lambda p: net.cond.save(p))
-        if not getattr(net.network, "uses_context", False):  # SpectrogramPipeline has no text encoder
-            write_model_index(run, kind.folder)
+        write_model_index(run, kind.folder)
         write_json(run / "history.json", history)
         from sd_core.diffusion.figures import loss_curve
 
