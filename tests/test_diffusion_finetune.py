@@ -147,6 +147,9 @@ def test_fine_tune_errors_are_one_line(tmp_path, data):
                      {"kind": "stable-diffusion", "pretrained_pipeline": "nowhere"})
     msg = one_line_error(sd("diffusion", "train", str(cfg)))
     assert "p.toml: [model] pretrained_pipeline" in msg and "is not a folder" in msg
+    cfg = with_model(write_cfg(tmp_path / "e.toml", data, tmp_path / "r"), {"kind": "stable-diffusion"})
+    msg = one_line_error(sd("diffusion", "train", str(cfg)))
+    assert "e.toml: [model] pretrained_pipeline is required" in msg
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "unet").mkdir()
     cfg = with_model(write_cfg(tmp_path / "h.toml", data, tmp_path / "r"),

@@ -95,6 +95,13 @@ def check_latent(image_size: int, options: dict[str, Any]) -> str | None:
     return None
 
 
+def check_pipeline(image_size: int, options: dict[str, Any]) -> str | None:
+    if not options["pretrained_pipeline"]:
+        return ("[model] pretrained_pipeline is required for kind = \"stable-diffusion\": a local folder written "
+                "by StableDiffusionPipeline.save_pretrained")
+    return None
+
+
 def check_dit(image_size: int, options: dict[str, Any]) -> str | None:
     problem = _positive_ints(options, ("num_layers", "num_attention_heads", "attention_head_dim"))
     if problem:
@@ -171,5 +178,5 @@ def builtin_kinds() -> list[DiffusionModelSpec]:
         DiffusionModelSpec("stable-diffusion", _build_pipeline, _load_pipeline,
                            "fine-tunes the UNet of a local Stable Diffusion pipeline; captions go through the "
                            "pipeline's own text encoder into its cross-attention (sd generate --prompt), labels "
-                           "into the timestep embedding", PIPELINE_OPTIONS, folder="unet"),
+                           "into the timestep embedding", PIPELINE_OPTIONS, check_pipeline, folder="unet"),
     ]
