@@ -29,13 +29,15 @@ def decimation_factor(fs_in: float, fs_out: float) -> int | None:
     return q if q >= 1 and abs(fs_in - q * fs_out) <= 1e-9 * fs_in else None
 
 
-def decimate(data: np.ndarray, q: int) -> np.ndarray:
+def decimate(data: np.ndarray, q: int, overwrite: bool = False) -> np.ndarray:
     """The original project's resampler: ``scipy.signal.decimate(x, q, axis=-1, zero_phase=True)``
     (its default 8th-order Chebyshev type I IIR filter, applied forwards and backwards).
 
     (channels, samples) data is filtered one channel at a time, the channels spread over the
     engine's threads (scipy's filters release the GIL): the same numbers as one call on the
     whole array, with temporary copies of one channel per thread instead of the whole recording.
+    ``overwrite``: a float64 ``data`` may hold the result (each channel's decimated samples at the
+    start of its row; a view of it is returned), so that the recording is in memory only once.
     """
     x = np.asarray(data, dtype=np.float64)
     if q == 1:
@@ -45,7 +47,9 @@ def decimate(data: np.ndarray, q: int) -> np.ndarray:
         return np.apply_along_axis(one, -1, x) if x.ndim > 1 else one(x)
     from sd_core.spectrogram import threads
 
-    out = np.empty((x.shape[0], -(-x.shape[1] // q)))
+    n_out = -(-x.shape[1] // q)
+    mine = overwrite and x is data and x.flags.writeable and x.flags.c_contiguous
+    out = x[:, :n_out] if mine else np.empty((x.shape[0], n_out))
 
     def run(a: int, b: int) -> None:
         for c in range(a, b):

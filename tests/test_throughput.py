@@ -79,6 +79,9 @@ def test_decimate_channel_by_channel_is_scipy_bit_for_bit(q, n):
         with threads.thread_limit(limit):
             got = decimate(x, q)
         assert got.shape == want.shape and np.array_equal(got, want)
+        held = x.copy()  # the result in the input's memory (a view of it), the same numbers
+        got = decimate(held, q, overwrite=True)
+        assert np.shares_memory(got, held) and np.array_equal(got, want)
     assert np.array_equal(decimate(x[0], q), want[0])
 
 

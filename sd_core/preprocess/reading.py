@@ -49,10 +49,13 @@ def _get(raw, picks, start: int, stop: int, rec: Recording, units: str) -> np.nd
     from sd_core.preprocess.params import UNIT_FACTORS
 
     data = raw.get_data(picks=picks, start=start, stop=stop)
-    if units != "V":
-        data = data * UNIT_FACTORS[units]
-    if not np.all(np.isfinite(data)):
-        raise SdError(f"{rec.path.name}: the recording contains NaN or infinite samples")
+    if not (data.flags.owndata and data.flags.writeable and data.dtype == np.float64):
+        data = np.array(data, dtype=np.float64)  # a copy of its own, changed in place below
+    if units != "V":  # in place: no second recording in memory
+        np.multiply(data, UNIT_FACTORS[units], out=data)
+    for c in range(0, data.shape[0], 4):  # a few channels at a time: no recording-sized mask
+        if not np.isfinite(data[c : c + 4]).all():
+            raise SdError(f"{rec.path.name}: the recording contains NaN or infinite samples")
     return data
 
 
@@ -103,7 +106,7 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     b = min(n_times, (i1 + margin) * q)
 
     def load() -> tuple[np.ndarray, float, list[str]]:
-        data = decimate(_get(raw, picks, a * q, b, rec, units), q)
+        data = decimate(_get(raw, picks, a * q, b, rec, units), q, overwrite=True)
         return data[:, i0 - a : i1 - a], i0 / fs, notes
 
     return load
