@@ -94,7 +94,8 @@ class DiffusionModelSpec:
     (B, network.cond_dim); returns the prediction (noise or velocity) shaped like ``x``.
     load(folder: Path) -> the same network from ``folder``, written by ``network.save(folder)``.
     check(image_size: int, options: dict) -> why the options do not fit the image size (one
-    line, naming the option), or None.
+    line, naming the option), or None; called when the experiment file loads (path options
+    already absolute), so it must stay cheap (no torch).
     folder:  the run's sub-folder holding the network (``unet``, ``transformer``).
     options: documented options (``OptionSpec``), set in ``[model]`` next to ``kind``.
     """

@@ -123,7 +123,7 @@ def load_diffusion_experiment(path: str | Path | Mapping[str, Any], registry: An
     d = exp["data"]
     if not d["conditions"]:
         raise exp.error("data", "conditions", "must name at least one task to condition on")
-    problem = spec.check(d["image_size"], kind_options(exp, spec, resolve=False)) if spec.check else None
+    problem = spec.check(d["image_size"], kind_options(exp, spec)) if spec.check else None
     if problem:
         raise ConfigError(f"{exp.source}: {problem}")
     return exp

@@ -96,9 +96,17 @@ def check_latent(image_size: int, options: dict[str, Any]) -> str | None:
 
 
 def check_pipeline(image_size: int, options: dict[str, Any]) -> str | None:
-    if not options["pretrained_pipeline"]:
+    folder = options["pretrained_pipeline"]
+    if not folder:
         return ("[model] pretrained_pipeline is required for kind = \"stable-diffusion\": a local folder written "
                 "by StableDiffusionPipeline.save_pretrained")
+    if not Path(folder).is_dir():
+        return (f"[model] pretrained_pipeline: {folder} is not a folder; give a local folder written by "
+                "StableDiffusionPipeline.save_pretrained")
+    missing = [p for p in ("unet", "vae", "text_encoder", "tokenizer") if not (Path(folder) / p).is_dir()]
+    if missing:
+        return (f"[model] pretrained_pipeline: {folder} is not a Stable Diffusion pipeline folder written by "
+                f"save_pretrained (no {', '.join(missing)})")
     return None
 
 
