@@ -124,6 +124,29 @@ def test_overwrite_of_one_shard_keeps_the_other_shards(raw, reference, tmp_path)
     assert tree(out) == after
 
 
+def test_overwrite_of_one_shard_from_another_set_of_subjects(raw, tmp_path):
+    """--overwrite --shard on a folder made from other subjects starts the run again when no other
+    shard's subjects are there (it used to say "use --overwrite" to a command that had it), and
+    refuses, deleting nothing, when they are."""
+    fewer = tmp_path / "fewer"
+    shutil.copytree(raw, fewer)
+    shutil.rmtree(fewer / "S03")
+    table = fewer / "participants.csv"
+    table.write_text("".join(line for line in table.read_text().splitlines(True) if not line.startswith("S03")))
+    out = tmp_path / "testeeg"
+    preprocess_dataset(PLUGIN, fewer, out, prep(), CHANNELS, OPTIONS, shard=Shard(1, 2))
+    res = preprocess_dataset(PLUGIN, raw, out, prep(), CHANNELS, OPTIONS, shard=Shard(1, 2), overwrite=True)
+    assert sorted(r.subject for r in res.results) == ["S00", "S02"] and not res.errors
+    params = json.loads((out / ".sd" / "params.json").read_text())
+    assert sorted(params["splits"]) == ["S00", "S01", "S02", "S03"]
+    preprocess_dataset(PLUGIN, fewer, tmp_path / "both", prep(), CHANNELS, OPTIONS)
+    before = tree(tmp_path / "both")
+    with pytest.raises(SdError, match="other shards made from other subjects"):
+        preprocess_dataset(PLUGIN, raw, tmp_path / "both", prep(), CHANNELS, OPTIONS, shard=Shard(2, 2),
+                           overwrite=True)
+    assert tree(tmp_path / "both") == before
+
+
 # -- workers ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

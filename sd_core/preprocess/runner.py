@@ -156,7 +156,7 @@ def preprocess_dataset(
     mine = shard.take(subjects) if shard else subjects
     ppath = layout.params_path(out)
     if overwrite and shard is not None:
-        _clear_shard(out, raw_root, [s.id for s in mine], params)
+        _clear_shard(out, raw_root, [s.id for s in mine], params, [s.id for s in subjects])
     elif overwrite:
         layout.clear_output(out, raw_root)
     started = layout.read_json(ppath) if ppath.is_file() else None
@@ -225,18 +225,26 @@ def _check_fresh_output(out: Path, overwrite: bool) -> None:
                           "(sd deletes only files it wrote)")
 
 
-def _clear_shard(out: Path, raw_root: Path, subjects: list[str], params: Mapping[str, Any]) -> None:
-    """``--overwrite --shard K/N``: remove this shard's subjects only (the others stay)."""
+def _clear_shard(out: Path, raw_root: Path, subjects: list[str], params: Mapping[str, Any],
+                 everyone: list[str]) -> None:
+    """``--overwrite --shard K/N``: remove this shard's subjects only (the others stay). Where the
+    folder was made with other parameters, or from another set of subjects (``everyone``: the
+    subjects under ``raw_root`` now), the whole run starts again, unless other shards' subjects
+    are there: they would mix two runs."""
     ppath = layout.params_path(out)
-    started = layout.read_json(ppath).get("parameters") if ppath.is_file() else None
-    if isinstance(started, dict) and with_png(started) != resumed_parameters(started, params):
+    run = layout.read_json(ppath) if ppath.is_file() else None
+    started = run.get("parameters") if isinstance(run, dict) else None
+    other_params = isinstance(started, dict) and with_png(started) != resumed_parameters(started, params)
+    other_subjects = isinstance(run, dict) and set(run.get("splits") or ()) != set(everyone)
+    if other_params or other_subjects:
         others = sorted(set(layout.owned_subjects(out)) - set(subjects))
         if others:
+            what = "with other parameters" if other_params else f"from other subjects than those under {raw_root}"
             raise SdError(
-                f"{out} holds subjects of other shards made with other parameters "
+                f"{out} holds subjects of other shards made {what} "
                 f"({', '.join(others[:5])}{' ...' if len(others) > 5 else ''}); --overwrite with --shard "
                 "replaces only this shard's subjects: run `sd preprocess --overwrite` without --shard "
-                "once, or keep the parameters")
+                "once, or keep the parameters and the subjects")
         layout.clear_output(out, raw_root)
         return
     layout.clear_subjects(out, subjects)
