@@ -8,7 +8,7 @@ opened without preloading, and only the selected channels of its span are read.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -125,38 +125,69 @@ def read_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     return open_resampled(plugin, rec, params, options)()
 
 
-#: Read the next recording ahead only while the current one's samples take less than this: reading
-#: ahead holds two recordings, and for long ones (an hour of CHB-MIT at 128 Hz is 85 MB) the time
-#: it hides, a tenth of the recording's processing, is not worth the memory.
+#: Read ahead only while the current recording's samples take less than this (counting the whole
+#: buffer they sit in): reading ahead holds several recordings, and for long ones (an hour of
+#: CHB-MIT is 162 MB as read) the time it hides is not worth the memory.
 PREFETCH_BYTES = 64 * 2**20
+#: Recordings read ahead at most: two, so that a short recording followed by a long one (EEGMAT's
+#: 60 s then the next subject's 180 s) does not leave the caller waiting.
+DEPTH = 2
 
 
-def resampled_recordings(plugin: DatasetPlugin, recordings: Sequence[Recording], params: Mapping[str, Any],
-                         options) -> Iterator[tuple[Recording, Any, BaseException | None]]:
-    """``(recording, read_resampled's result or None, the error or None)`` for each recording, in
-    order, reading one ahead: while the caller turns one recording into images, the next one's
-    samples are read and resampled in a background thread. Plugin code (``read_raw``) runs in the
-    calling thread; only MNE's reading and the resampling move. Memory holds at most two
-    recordings, and only one once a recording's samples take :data:`PREFETCH_BYTES` or more."""
+def held_bytes(data: np.ndarray) -> int:
+    """The memory an array keeps alive (its base's, for a view)."""
+    while isinstance(data.base, np.ndarray):
+        data = data.base
+    return data.nbytes
 
-    def start(rec: Recording):
+
+class ReadAhead:
+    """Recordings read ahead: while the caller turns one recording into images, the next ones'
+    samples are read and resampled in a background thread, across subjects when the caller says
+    which recordings follow. Plugin code (``read_raw``) runs in the calling thread; only MNE's
+    reading and the resampling move. At most :data:`DEPTH` recordings are read ahead, and none
+    once a recording's samples take :data:`PREFETCH_BYTES` or more."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
+        self._ahead: list[tuple[Recording, Any]] = []
+
+    def _start(self, plugin: DatasetPlugin, rec: Recording, params: Mapping[str, Any], options):
         try:
-            return pool.submit(open_resampled(plugin, rec, params, options))
+            return self._pool.submit(open_resampled(plugin, rec, params, options))
         except (Exception, SystemExit) as exc:  # opening failed: the recording's own error
             return exc
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read") as pool:
-        ahead = None
-        for i, rec in enumerate(recordings):
-            current, ahead = (ahead if ahead is not None else start(rec)), None
-            try:
-                if isinstance(current, BaseException):
-                    raise current
-                result = current.result()
-            except (Exception, SystemExit) as exc:
-                yield rec, None, exc
-                continue
-            if i + 1 < len(recordings) and result[0].nbytes < PREFETCH_BYTES:
-                ahead = start(recordings[i + 1])
-            yield rec, result, None
-            del result
+    def read(self, plugin: DatasetPlugin, rec: Recording, params: Mapping[str, Any], options,
+             upcoming: Sequence[tuple] = ()) -> tuple[np.ndarray, float, list[str]]:
+        """:func:`read_resampled` of ``rec`` (read ahead if it was the next one expected); then the
+        first of ``upcoming``, ``(plugin, recording, params, options)`` of the recordings the
+        caller turns to next, start reading. Raises the recording's own error."""
+        if self._ahead and self._ahead[0][0] is rec:
+            current = self._ahead.pop(0)[1]
+        else:  # not the one expected: what was read ahead is dropped
+            self._ahead = []
+            current = self._start(plugin, rec, params, options)
+        try:
+            if isinstance(current, BaseException):
+                raise current
+            result = current.result()
+        except BaseException:
+            self._ahead = []  # the order is lost: start again from the caller's next call
+            raise
+        finally:
+            current = None
+        if held_bytes(result[0]) < PREFETCH_BYTES:
+            for item in list(upcoming)[len(self._ahead) : DEPTH]:
+                self._ahead.append((item[1], self._start(*item)))
+        return result
+
+    def close(self) -> None:
+        self._ahead = []
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "ReadAhead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from contextlib import nullcontext
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -120,7 +119,7 @@ def _pool(workers: int, threads: int = 0) -> ProcessPoolExecutor:
 def _start_worker(threads: int) -> None:
     from sd_core.spectrogram.threads import set_thread_limit
 
-    set_thread_limit(threads)
+    set_thread_limit(threads, blas=1)
 
 
 def preprocess_dataset(
@@ -266,11 +265,15 @@ def _run_jobs(jobs: list[SubjectJob], workers: int, progress, threads: int = 0) 
     from sd_core.spectrogram.threads import thread_limit
 
     if workers <= 1 or len(jobs) <= 1:
-        with thread_limit(threads) if threads else nullcontext():
-            for job in jobs:
+        from sd_core.preprocess.reading import ReadAhead
+
+        # BLAS on one thread: the engine's own threads share the cores (spinning BLAS threads
+        # cost a third more CPU for nothing)
+        with thread_limit(threads or None, blas=1), ReadAhead() as reader:
+            for i, job in enumerate(jobs):
                 if progress:
                     progress("begin", job.subject.id)
-                yield _in_process(job)
+                yield _in_process(job, reader, jobs[i + 1] if i + 1 < len(jobs) else None)
         return
     from sd_core.plugins import check_picklable
 
@@ -318,9 +321,9 @@ def _outcome(fut, job: SubjectJob) -> SubjectResult | None:
                               "".join(traceback.format_exception(exc)))
 
 
-def _in_process(job: SubjectJob) -> SubjectResult:
+def _in_process(job: SubjectJob, reader=None, following: SubjectJob | None = None) -> SubjectResult:
     try:
-        return process_subject(job)
+        return process_subject(job, reader, following)
     except (Exception, SystemExit) as exc:
         import traceback
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +20,7 @@ from sd_core.errors import SdError
 from sd_core.io import atomic_write_bytes
 from sd_core.owned import check_replaceable, sha256_bytes, sha256_file
 from sd_core.preprocess import layout
-from sd_core.preprocess.reading import read_resampled, read_span, resampled_recordings  # noqa: F401 (re-exported)
+from sd_core.preprocess.reading import ReadAhead, read_resampled, read_span  # noqa: F401 (re-exported)
 
 CHUNK = 64  # windows turned into images at once
 
@@ -187,9 +188,12 @@ def write_state(job: SubjectJob, result: SubjectResult, rows: list, files: Mappi
     })
 
 
-def process_subject(job: SubjectJob) -> SubjectResult:
+def process_subject(job: SubjectJob, reader: ReadAhead | None = None,
+                    following: SubjectJob | None = None) -> SubjectResult:
     """Make every image of one subject and record the outcome in its state file.
 
+    ``reader`` reads recordings ahead (a new one when None); ``following``: the subject the
+    caller processes next, whose first recordings it starts reading during this one's last.
     Stale temporary files are cleaned by the runner once, before workers start: here they may
     belong to another worker's subject in flight."""
     sid = job.subject.id
@@ -199,23 +203,26 @@ def process_subject(job: SubjectJob) -> SubjectResult:
     errors: list[str] = []
     notes: list[str] = []
     tracebacks: list[str] = []
-    recordings = resampled_recordings(job.plugin, job.subject.recordings, job.params, job.options)
-    for rec, loaded, failed in recordings:
-        try:
-            if failed is not None:
-                raise failed
-            got = process_recording(job, rec, loaded, notes)
-        except (Exception, SystemExit) as exc:  # one bad recording never stops the others
-            line, tb = describe_failure(exc, job.plugin)
-            errors.append(f"{sid}/{rec.id}: {line}")
-            if tb:
-                tracebacks.append(f"{sid}/{rec.id}:\n{tb}")
-            continue
-        finally:
-            loaded = None  # the samples go before the next recording is read
-        if not got:
-            notes.append(f"{sid}/{rec.id}: no windows (shorter than one window, or none kept)")
-        rows.extend(got)
+    recs = list(job.subject.recordings)
+    queue = [(job.plugin, r, job.params, job.options) for r in recs]
+    if following is not None:
+        queue += [(following.plugin, r, following.params, following.options) for r in following.subject.recordings]
+    with (nullcontext(reader) if reader is not None else ReadAhead()) as ahead:
+        for k, rec in enumerate(recs):
+            try:
+                loaded = ahead.read(job.plugin, rec, job.params, job.options, queue[k + 1 :])
+                got = process_recording(job, rec, loaded, notes)
+            except (Exception, SystemExit) as exc:  # one bad recording never stops the others
+                line, tb = describe_failure(exc, job.plugin)
+                errors.append(f"{sid}/{rec.id}: {line}")
+                if tb:
+                    tracebacks.append(f"{sid}/{rec.id}:\n{tb}")
+                continue
+            finally:
+                loaded = None  # the samples go before the next recording is read
+            if not got:
+                notes.append(f"{sid}/{rec.id}: no windows (shorter than one window, or none kept)")
+            rows.extend(got)
     if not job.subject.recordings:
         errors.append(f"{sid}: no recordings found")
     status = "done" if not errors else ("partial" if rows else "failed")

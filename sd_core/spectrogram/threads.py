@@ -34,8 +34,9 @@ def n_threads() -> int:
     return max(1, min(n, 8))
 
 
-def set_thread_limit(n: int | None) -> None:
-    """Use at most ``n`` threads in this process, the engine's and BLAS's (None: no limit).
+def set_thread_limit(n: int | None, blas: int | None = None) -> None:
+    """Use at most ``n`` threads in this process for the engine, and ``blas`` (default ``n``) for
+    BLAS; None: no limit.
 
     Worker processes sharing the machine each take their share of the cores, so that threads
     times workers never exceed the cores (oversubscribed BLAS threads spin and wait: an SVD
@@ -49,20 +50,25 @@ def set_thread_limit(n: int | None) -> None:
         _LIMITER.restore_original_limits()
         _LIMITER = None
     _LIMIT = None if n is None else max(1, int(n))
-    ctl = _controller() if _LIMIT is not None else None
+    blas = _LIMIT if blas is None else max(1, int(blas))
+    ctl = _controller() if blas is not None else None
     if ctl is not None:
-        _LIMITER = ctl.limit(limits=_LIMIT)
+        _LIMITER = ctl.limit(limits=blas)
+    _STATE[:] = [_LIMIT, blas]
+
+
+_STATE: list = [None, None]  # (engine, BLAS) limits now
 
 
 @contextmanager
-def thread_limit(n: int | None):
-    """:func:`set_thread_limit` for the duration of a block (the previous limit comes back)."""
-    before = _LIMIT
-    set_thread_limit(n)
+def thread_limit(n: int | None, blas: int | None = None):
+    """:func:`set_thread_limit` for the duration of a block (the previous limits come back)."""
+    before = list(_STATE)
+    set_thread_limit(n, blas)
     try:
         yield
     finally:
-        set_thread_limit(before)
+        set_thread_limit(*before)
 
 
 def is_inline() -> bool:
