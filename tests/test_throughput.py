@@ -238,3 +238,30 @@ def test_refine_screen_finds_the_same_bins_as_the_float64_test():
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
         flagged += want[0].size
     assert flagged > 1000  # the test exercises bins that are flagged, not only empty sets
+
+
+def test_read_ahead_depth_and_memory_rule(tmp_path, monkeypatch):
+    """At most DEPTH recordings are read ahead, across subjects; none after a recording whose
+    samples (the buffer they sit in) take PREFETCH_BYTES or more; an unexpected order drops what
+    was read ahead and reads the asked recording."""
+    from sd_core.preprocess import reading
+
+    root = tmp_path / "raw"
+    sd_testeeg.write_testeeg(root, seed=6, n_subjects=2, seconds=20.0, runs=3)
+    subjects = PLUGIN.find_subjects(root, OPTIONS)
+    params = {"fs": 125.0, "units": "V", "resample": "decimate", "channels": CHANNELS}
+    items = [(PLUGIN, r, params, OPTIONS) for s in subjects for r in s.recordings]
+    assert len(items) == 6
+    with reading.ReadAhead() as ahead:
+        data, t0, _ = ahead.read(*items[0], upcoming=items[1:])
+        assert [a[0] for a in ahead._ahead] == [items[1][1], items[2][1]]
+        assert reading.held_bytes(data) >= data.nbytes
+        ahead.read(*items[1], upcoming=items[2:])
+        assert [a[0] for a in ahead._ahead] == [items[2][1], items[3][1]]  # into the next subject
+        got = ahead.read(*items[4], upcoming=items[5:])  # out of order: read directly
+        want = reading.read_resampled(*items[4])
+        assert np.array_equal(got[0], want[0]) and got[1] == want[1]
+        monkeypatch.setattr(reading, "PREFETCH_BYTES", 1)
+        ahead._ahead = []
+        ahead.read(*items[0], upcoming=items[1:])
+        assert ahead._ahead == []
