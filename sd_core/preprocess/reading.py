@@ -1,8 +1,9 @@
 """Reading a recording's samples for preprocessing: open it through its plugin, pick its image
 channels by name, cut its span, and resample it the original project's way (or polyphase).
 
-Memory stays bounded by one recording (two while the next is read ahead): each recording is
-opened without preloading, and only the selected channels of its span are read.
+Memory stays bounded: each recording is opened without preloading, only the selected channels
+of its span are read, it is decimated in its own buffer, and recordings are read ahead
+(:class:`ReadAhead`) only while they are small.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One subject's recordings → PNG images and metadata rows. Runs inside worker processes.
 
-Memory stays bounded by one recording (two while the next is read ahead, see
+Memory stays bounded by one recording (more only while they are small and read ahead, see
 :mod:`sd_core.preprocess.reading`), and its windows are turned into images in chunks.
 """
 
