@@ -1,12 +1,13 @@
 """Benchmark: does conditional diffusion make useful data? (issue 14)
 
-    python benchmarks/bench_generation.py [--size 64] [--steps 800] [--per-class 60]
-                                          [--workdir DIR] [--threads 2]
+    python benchmarks/bench_generation.py [--kind unet] [--size 64] [--steps 800] [--per-class 60]
+                                          [--workdir DIR] [--threads 2] [--pretrained-pipeline DIR]
 
 On the Parkinson's demo data (written in its native BIDS/EEGLAB format and preprocessed with
 the demo's parameters), every comparison at ``--size`` (real images resized to it):
 
-1. trains the conditional model (conditioned on health) with the configuration below;
+1. trains the conditional model (conditioned on health) of ``--kind`` with its configuration
+   below (``latent-unet``: first its autoencoder, as ``sd diffusion train-vae`` does);
 2. generates a balanced set with 25 DPM-Solver++ steps, and the same labels with 250 ancestral
    DDPM steps;
 3. runs ``sd evaluate`` on each: conditional accuracy of a classifier trained on real images,
@@ -17,6 +18,11 @@ the demo's parameters), every comparison at ``--size`` (real images resized to i
 Targets (CPU, 2 cores, the whole script under 15 minutes): conditional balanced accuracy
 ≥ 0.85; TSTR balanced accuracy ≥ 0.80; 25 DPM-Solver++ steps within 5 points of 250 DDPM steps
 on conditional accuracy while at least 8× faster. With a GPU it also runs at 128 and 256.
+
+Kinds: ``unet`` (default), ``dit`` and ``latent-unet`` train from scratch. ``stable-diffusion``
+fine-tunes a local pretrained pipeline, so it needs ``--pretrained-pipeline DIR`` (a folder
+written by ``StableDiffusionPipeline.save_pretrained``; nothing is downloaded, and none ships
+with sd, so it does not run offline without one).
 """
 
 from __future__ import annotations
@@ -37,13 +43,24 @@ MODEL = {"block_out_channels": [32, 64, 128], "layers_per_block": 1, "attention"
 TRAINING = {"lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995, "snr_gamma": 5.0,
             "prediction_type": "epsilon", "beta_schedule": "squaredcos_cap_v2", "checkpoint_steps": 0,
             "sample_steps": 0, "sample_solver_steps": 25, "guidance": 2.0}
+#: the other kinds, sized for the same CPU budget (docs/diffusion.md, "Model kinds")
+MODELS = {"unet": MODEL,
+          "dit": {"patch_size": 4, "num_layers": 4, "num_attention_heads": 4, "attention_head_dim": 32,
+                  "cond_dropout": 0.1},
+          "latent-unet": {"block_out_channels": [32, 64], "layers_per_block": 1, "norm_num_groups": 8,
+                          "vae_channels": [16, 32, 32], "latent_channels": 4, "vae_steps": 300, "cond_dropout": 0.1},
+          "stable-diffusion": {"cond_dropout": 0.1}}
+#: what differs from TRAINING per kind
+KIND_TRAINING = {"dit": {"lr": 5e-4}}
 
 
-def experiment(processed: Path, run: Path, size: int, steps: int, batch: int, seed: int) -> str:
+def experiment(processed: Path, run: Path, size: int, steps: int, batch: int, seed: int, kind: str = "unet",
+               extra: dict | None = None) -> str:
     from sd_core.config import toml_value
 
-    model = "\n".join(f"{k} = {toml_value(v)}" for k, v in MODEL.items())
-    training = "\n".join(f"{k} = {toml_value(v)}" for k, v in TRAINING.items())
+    options = MODELS[kind] if kind == "unet" else {"kind": kind, **MODELS[kind], **(extra or {})}
+    model = "\n".join(f"{k} = {toml_value(v)}" for k, v in options.items())
+    training = "\n".join(f"{k} = {toml_value(v)}" for k, v in {**TRAINING, **KIND_TRAINING.get(kind, {})}.items())
     return (f"[data]\ndatasets = [\"parkinsons\"]\nconditions = [\"health\"]\n"
             f"paths = {{ parkinsons = {toml_value(str(processed))} }}\nimage_size = {size}\n"
             f"batch_size = {batch}\n\n[model]\n{model}\n\n[training]\nsteps = {steps}\nseed = {seed}\n"
@@ -65,31 +82,42 @@ def data(work: Path, seed: int) -> Path:
 
 
 def one_size(work: Path, processed: Path, size: int, steps: int, per_class: int, ddpm_per_class: int,
-             seed: int, device: str) -> dict:
+             seed: int, device: str, kind: str = "unet", pipeline: Path | None = None) -> dict:
     from sd_core.config import load_config
     from sd_core.diffusion.config import load_diffusion_experiment
     from sd_core.diffusion.generate import generate_dataset
     from sd_core.diffusion.train import train_diffusion
     from sd_core.evaluate.run import Options, evaluate
 
-    run = work / f"run-{size}"
-    cfg = work / f"diffusion-{size}.toml"
-    cfg.write_text(experiment(processed, run, size, steps, 16, seed))
+    tag = f"{size}" if kind == "unet" else f"{kind}-{size}"
+    run = work / f"run-{tag}"
+    cfg = work / f"diffusion-{tag}.toml"
+    extra = {"vae": str(work / f"vae-{size}")} if kind == "latent-unet" else \
+        {"pretrained_pipeline": str(pipeline)} if kind == "stable-diffusion" else {}
+    cfg.write_text(experiment(processed, run, size, steps, 16, seed, kind, extra))
+    vae = {}
+    if kind == "latent-unet":
+        from sd_core.diffusion.vae import train_vae
+
+        t0 = time.perf_counter()
+        v = train_vae(load_diffusion_experiment(cfg), load_config(None), overwrite=True)
+        vae = {"vae_s": time.perf_counter() - t0, "vae_steps": v["steps"], "vae_mae": v["mae_grey"],
+               "vae_rmse": v["rmse_grey"], "latent_shape": v["latent_shape"]}
     t0 = time.perf_counter()
     res = train_diffusion(load_diffusion_experiment(cfg), load_config(None), out=run)
     train_s = time.perf_counter() - t0
-    out = {"size": size, "steps": steps, "train_s": train_s, "final_loss": res["final_loss"]}
+    out = {"size": size, "steps": steps, "train_s": train_s, "final_loss": res["final_loss"], "kind": kind, **vae}
     for name, sched, n_steps, n in (("dpm25", "dpm", 25, per_class), ("ddpm250", "ddpm", 250, ddpm_per_class)):
-        gen = generate_dataset(run, work / f"gen-{size}-{name}", n, balanced=True, steps=n_steps,
+        gen = generate_dataset(run, work / f"gen-{tag}-{name}", n, balanced=True, steps=n_steps,
                                scheduler=sched, guidance=TRAINING["guidance"], seed=seed, overwrite=True,
                                device=device)
         out[f"{name}_s_per_image"] = gen["seconds"] / gen["images"]
     t0 = time.perf_counter()
-    ev = evaluate(processed, work / f"gen-{size}-dpm25", work / f"eval-{size}-dpm25",
+    ev = evaluate(processed, work / f"gen-{tag}-dpm25", work / f"eval-{tag}-dpm25",
                   Options(seed=seed, image_size=size))["result"]
-    ev_ddpm = evaluate(processed, work / f"gen-{size}-ddpm250", work / f"eval-{size}-ddpm250",
+    ev_ddpm = evaluate(processed, work / f"gen-{tag}-ddpm250", work / f"eval-{tag}-ddpm250",
                        Options(seed=seed, image_size=size, skip_utility=True,
-                               classifier=work / f"eval-{size}-dpm25" / "classifier"))["result"]
+                               classifier=work / f"eval-{tag}-dpm25" / "classifier"))["result"]
     out["evaluate_s"] = time.perf_counter() - t0
     acc = lambda e: e["conditional_accuracy"]["health"]["balanced_accuracy"]  # noqa: E731
     pooled = ev["features"]["classifier"]["pooled"]
@@ -103,8 +131,13 @@ def one_size(work: Path, processed: Path, size: int, steps: int, per_class: int,
 
 def report(r: dict) -> list[bool]:
     speed = r["ddpm250_s_per_image"] / r["dpm25_s_per_image"]
-    print(f"\n== {r['size']}×{r['size']}: {r['steps']} training steps in {r['train_s']:.0f} s "
+    kind = "" if r["kind"] == "unet" else f" {r['kind']}"
+    print(f"\n== {r['size']}×{r['size']}{kind}: {r['steps']} training steps in {r['train_s']:.0f} s "
           f"(final loss {r['final_loss']:.4f}); evaluation {r['evaluate_s']:.0f} s")
+    if "vae_s" in r:
+        print(f"autoencoder: {r['vae_steps']} steps in {r['vae_s']:.0f} s, latents "
+              f"{'×'.join(map(str, r['latent_shape']))}, reconstruction error {r['vae_mae']:.2f} grey levels "
+              f"mean absolute ({r['vae_rmse']:.2f} RMS)")
     print(f"conditional balanced accuracy (real classifier on generated): DPM-Solver++ 25 "
           f"{r['cond_dpm']:.3f}, DDPM 250 {r['cond_ddpm']:.3f}")
     print(f"TSTR balanced accuracy on real test subjects: {r['tstr']:.3f} ± {r['tstr_std']:.3f} "
@@ -124,6 +157,9 @@ def report(r: dict) -> list[bool]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kind", default="unet", choices=list(MODELS), help="model kind ([model] kind)")
+    ap.add_argument("--pretrained-pipeline", type=Path, default=None,
+                    help="--kind stable-diffusion: local StableDiffusionPipeline folder (required)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=800, help="training steps")
     ap.add_argument("--per-class", type=int, default=60, help="generated images per class (DPM-Solver++)")
@@ -133,6 +169,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.kind == "stable-diffusion" and args.pretrained_pipeline is None:
+        ap.error("--kind stable-diffusion needs --pretrained-pipeline DIR (a local folder written by "
+                 "StableDiffusionPipeline.save_pretrained; nothing is downloaded)")
 
     import torch
 
@@ -140,13 +179,14 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     print(f"python {platform.python_version()}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"{args.threads} torch threads, device {device}")
+          f"{args.threads} torch threads, device {device}" + ("" if args.kind == "unet" else f", kind {args.kind}"))
     t_all = time.perf_counter()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-generation-"))
     work.mkdir(parents=True, exist_ok=True)
     processed = data(work, args.seed)
     sizes = [args.size] + ([128, 256] if cuda and args.size == 64 else [])
-    results = [one_size(work, processed, s, args.steps, args.per_class, args.ddpm_per_class, args.seed, device)
+    results = [one_size(work, processed, s, args.steps, args.per_class, args.ddpm_per_class, args.seed, device,
+                        args.kind, args.pretrained_pipeline and args.pretrained_pipeline.resolve())
                for s in sizes]
     met = [report(r) for r in results]
     total = time.perf_counter() - t_all
