@@ -45,11 +45,12 @@ def models(as_json):
 @click.option("--steps", type=int, help="Override [training] steps.")
 @click.pass_context
 def train(ctx, experiment, out, resume, steps):
-    """Train a label-conditioned UNet on processed spectrograms (resumable).
+    """Train a label-conditioned diffusion model on processed spectrograms (resumable).
 
-    EXPERIMENT is a TOML file with [data], [model] and [training] sections; see
-    docs/diffusion.md. The run folder gets checkpoints, sample grids, the final UNet
-    (EMA weights, safetensors), the conditioning module, labels.json and a loss curve.
+    EXPERIMENT is a TOML file with [data], [model] and [training] sections; [model] kind
+    chooses the model (see `sd diffusion models` and docs/diffusion.md). The run folder is a
+    diffusers pipeline (model_index.json, the network with its EMA weights, the conditioning
+    module, the scheduler) with checkpoints, sample grids, labels.json and a loss curve.
     """
     from sd_core.diffusion.config import load_diffusion_experiment
     from sd_core.errors import ConfigError
