@@ -261,7 +261,13 @@ def test_read_ahead_depth_and_memory_rule(tmp_path, monkeypatch):
         got = ahead.read(*items[4], upcoming=items[5:])  # out of order: read directly
         want = reading.read_resampled(*items[4])
         assert np.array_equal(got[0], want[0]) and got[1] == want[1]
-        monkeypatch.setattr(reading, "PREFETCH_BYTES", 1)
+        # files that suggest a long recording are not read ahead (20 s x 4 channels at 250 Hz:
+        # about 160 kB decoded)
+        assert 4 * items[1][1].path.stat().st_size <= reading.estimated_bytes(items[1][1]) < 10**6
+        monkeypatch.setattr(reading, "PREFETCH_BYTES", reading.estimated_bytes(items[1][1]))
         ahead._ahead = []
+        first = ahead.read(*items[0], upcoming=items[1:])
+        assert reading.held_bytes(first[0]) < reading.PREFETCH_BYTES and ahead._ahead == []
+        monkeypatch.setattr(reading, "PREFETCH_BYTES", 1)
         ahead.read(*items[0], upcoming=items[1:])
         assert ahead._ahead == []

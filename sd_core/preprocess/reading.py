@@ -135,6 +135,16 @@ PREFETCH_BYTES = 64 * 2**20
 DEPTH = 2
 
 
+def estimated_bytes(rec: Recording) -> int:
+    """The samples of a recording, decoded, estimated from its files' sizes before it is read
+    (four times the file and its siblings of the same name: 16-bit samples read as float64);
+    a file that cannot be sized counts as large."""
+    try:
+        return 4 * sum(p.stat().st_size for p in rec.path.parent.glob(f"{rec.path.stem}.*") if p.is_file())
+    except OSError:
+        return PREFETCH_BYTES
+
+
 def held_bytes(data: np.ndarray) -> int:
     """The memory an array keeps alive (its base's, for a view)."""
     while isinstance(data.base, np.ndarray):
@@ -146,8 +156,10 @@ class ReadAhead:
     """Recordings read ahead: while the caller turns one recording into images, the next ones'
     samples are read and resampled in a background thread, across subjects when the caller says
     which recordings follow. Plugin code (``read_raw``) runs in the calling thread; only MNE's
-    reading and the resampling move. At most :data:`DEPTH` recordings are read ahead, and none
-    once a recording's samples take :data:`PREFETCH_BYTES` or more."""
+    reading and the resampling move. At most :data:`DEPTH` recordings are read ahead, none once
+    a recording's samples take :data:`PREFETCH_BYTES` or more, and none whose files suggest as
+    much (:func:`estimated_bytes`): a short recording followed by long ones holds one long one
+    at a time."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
@@ -180,6 +192,8 @@ class ReadAhead:
             current = None
         if held_bytes(result[0]) < PREFETCH_BYTES:
             for item in list(upcoming)[len(self._ahead) : DEPTH]:
+                if estimated_bytes(item[1]) >= PREFETCH_BYTES:
+                    break  # a long recording is read when its turn comes, not ahead
                 self._ahead.append((item[1], self._start(*item)))
         return result
 
