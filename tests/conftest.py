@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One intra-op torch thread for a module of tiny nets (``pytestmark =
+    pytest.mark.usefixtures("torch_one_thread")``): about as fast, and far more robust when other
+    processes keep the CPUs busy (oversubscribed torch threads slow down by an order of magnitude)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL.is_dir():

@@ -22,14 +22,7 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These nets are tiny: one intra-op thread is about as fast, and far more robust when other
-    processes keep the CPUs busy (oversubscribed torch threads slow down by an order of magnitude)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 @pytest.fixture(autouse=True)

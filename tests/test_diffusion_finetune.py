@@ -20,12 +20,7 @@ from test_diffusion import ONE_THREAD, one_line_error, run_sd, train, write_cfg,
 from test_diffusion_kinds import with_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 def write_tokenizer(folder: Path) -> None:

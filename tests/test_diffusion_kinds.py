@@ -18,12 +18,7 @@ from test_diffusion import ONE_THREAD, one_line_error, sd, train, write_cfg, wri
 DIT = {"kind": "dit", "patch_size": 4, "num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

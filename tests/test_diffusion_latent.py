@@ -21,12 +21,7 @@ LATENT = {"kind": "latent-unet", "vae": "vae", "block_out_channels": [16, 32], "
           "vae_channels": [8, 16], "latent_channels": 2, "vae_steps": 40, "vae_lr": 3e-3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

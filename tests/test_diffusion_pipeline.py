@@ -18,12 +18,7 @@ from test_diffusion import train, write_cfg, write_processed  # noqa: E402
 from test_diffusion_kinds import DIT, with_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

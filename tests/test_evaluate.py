@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import make_fake_dist, run_sd
 from eval_data import PARAMS, SIZE, copies_set, generated_set, noise_set, real_set
@@ -23,12 +22,7 @@ QUICK = {"batch_size": 16, "options": {"channels": [4, 8], "kernels": [3, 3], "h
          "embedding_dim": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

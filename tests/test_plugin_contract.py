@@ -4,10 +4,8 @@ events handed from read_raw to label_windows."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import make_fake_dist, run_sd
 from layout_data import math_like
