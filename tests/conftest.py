@@ -28,6 +28,19 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
+def train_until(train, experiment, step: int) -> None:
+    """Start ``train(experiment)`` (a diffusion run) and stop it, as a killed run would stop,
+    once optimizer step ``step`` is done."""
+    from sd_core.diffusion.train import StopTraining
+
+    def interrupt(done, loss):
+        if done == step:
+            raise StopTraining
+
+    with pytest.raises(StopTraining):
+        train(experiment, on_step=interrupt)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL.is_dir():

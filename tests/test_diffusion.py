@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_rows, run_sd
+from conftest import read_rows, run_sd, train_until
 from PIL import Image
 
 torch = pytest.importorskip("torch")
@@ -211,7 +211,6 @@ def test_balanced_counts_and_determinism(trained, tmp_path):
 def test_resume_continues_from_checkpoint(tmp_path, data, monkeypatch):
     from safetensors.torch import load_file
 
-    from sd_core.diffusion.train import StopTraining
 
     monkeypatch.chdir(tmp_path)
     kw = {"steps": 12, "checkpoint_steps": 4, "ema_decay": 0.9, "lr": 1e-3, "snr_gamma": 5.0, "grad_accum": 2,
@@ -220,12 +219,7 @@ def test_resume_continues_from_checkpoint(tmp_path, data, monkeypatch):
     part = write_cfg(tmp_path / "part.toml", data, tmp_path / "part", **kw)
     train(full)
 
-    def interrupt(step, loss):
-        if step == 6:
-            raise StopTraining
-
-    with pytest.raises(StopTraining):
-        train(part, on_step=interrupt)
+    train_until(train, part, 6)
     assert [p.name for p in sorted((tmp_path / "part" / "checkpoints").iterdir())] == ["step-000004"]
     assert not (tmp_path / "part" / "unet").exists()
     with pytest.raises(Exception, match="--resume"):

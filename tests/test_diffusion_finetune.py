@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_rows
+from conftest import read_rows, train_until
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -71,7 +71,6 @@ def test_fine_tune_resumes_bit_exactly_and_generates_from_a_prompt(pretrained, d
 
     from sd_core.diffusion.generate import generate_dataset
     from sd_core.diffusion.model import load_run
-    from sd_core.diffusion.train import StopTraining
 
     monkeypatch.chdir(tmp_path)
     kw = {"steps": 6, "checkpoint_steps": 3, "ema_decay": 0.9, "lr": 1e-3, "sample_solver_steps": 2,
@@ -81,12 +80,7 @@ def test_fine_tune_resumes_bit_exactly_and_generates_from_a_prompt(pretrained, d
     part = with_model(write_cfg(tmp_path / "part.toml", data, tmp_path / "part", **kw), model)
     train(full)
 
-    def interrupt(step, loss):
-        if step == 4:
-            raise StopTraining
-
-    with pytest.raises(StopTraining):
-        train(part, on_step=interrupt)
+    train_until(train, part, 4)
     assert train(part, resume=True)["start"] == 3
     h = [json.loads((tmp_path / n / "history.json").read_text()) for n in ("full", "part")]
     assert [x["loss"] for x in h[0]] == [x["loss"] for x in h[1]] and len(h[0]) == 6

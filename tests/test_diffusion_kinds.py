@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_fake_dist, read_rows
+from conftest import make_fake_dist, read_rows, train_until
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -38,7 +38,6 @@ def test_dit_trains_resumes_bit_exactly_and_generates(tmp_path, data, monkeypatc
     from safetensors.torch import load_file
 
     from sd_core.diffusion.model import load_run
-    from sd_core.diffusion.train import StopTraining
 
     monkeypatch.chdir(tmp_path)
     kw = {"steps": 8, "checkpoint_steps": 4, "ema_decay": 0.9, "lr": 1e-3, "grad_accum": 2,
@@ -47,12 +46,7 @@ def test_dit_trains_resumes_bit_exactly_and_generates(tmp_path, data, monkeypatc
     part = with_model(write_cfg(tmp_path / "part.toml", data, tmp_path / "part", **kw), DIT)
     train(full)
 
-    def interrupt(step, loss):
-        if step == 6:
-            raise StopTraining
-
-    with pytest.raises(StopTraining):
-        train(part, on_step=interrupt)
+    train_until(train, part, 6)
     res = train(part, resume=True)
     assert res["start"] == 4 and res["steps"] == 8
     h_full = json.loads((tmp_path / "full" / "history.json").read_text())
