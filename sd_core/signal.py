@@ -61,36 +61,28 @@ def decimate(data: np.ndarray, q: int, overwrite: bool = False) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _channel_decimator(q: int):
-    """``scipy.signal.decimate(·, q, zero_phase=True)`` of one channel with the filter and its
-    initial conditions computed once: scipy's own steps (``cheby1(8, 0.05, 0.8 / q, output="sos")``,
-    ``sosfiltfilt``'s odd extension and two ``sosfilt`` passes, every q-th sample) where they give
-    scipy's numbers bit for bit on probe signals, else scipy's call."""
-    from scipy.signal import cheby1, sosfilt, sosfilt_zi
-    from scipy.signal import decimate as scipy_decimate
+    """``scipy.signal.decimate(·, q, zero_phase=True)`` of one channel: scipy's own steps with the
+    filter designed once (:mod:`sd_core.decimation_filter`: cached per machine, checked bit for
+    bit against scipy's call), else scipy's call."""
+    from sd_core.decimation_filter import compiled_sosfilt, decimation_filter, filtfilt_decimate
+
+    f = decimation_filter(q)
+    sosfilt = compiled_sosfilt() if f.exact else None
 
     def reference(x: np.ndarray) -> np.ndarray:
+        from scipy.signal import decimate as scipy_decimate
+
         return scipy_decimate(x, q, zero_phase=True)
 
-    try:
-        from scipy.signal._arraytools import odd_ext
-    except ImportError:  # pragma: no cover - a scipy that moved it
+    if sosfilt is None:
         return reference
-    sos = cheby1(8, 0.05, 0.8 / q, output="sos")
-    zi = sosfilt_zi(sos)
-    edge = 3 * (2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum())))
 
     def fast(x: np.ndarray) -> np.ndarray:
-        if x.shape[-1] <= edge:
+        if x.shape[-1] <= f.edge:
             return reference(x)  # too short: scipy's own error
-        ext = odd_ext(x, edge)
-        y, _ = sosfilt(sos, ext, zi=zi * ext[:1])
-        y, _ = sosfilt(sos, y[::-1], zi=zi * y[-1:])
-        return y[::-1][edge:-edge][::q]
+        return filtfilt_decimate(f, x, sosfilt)
 
-    rng = np.random.default_rng(0)
-    probes = [rng.standard_normal(n) * 1e-5 for n in (64 * q + 7, edge + 1, 5000)]
-    same = all(np.array_equal(fast(p), reference(p)) for p in probes)
-    return fast if same else reference
+    return fast
 
 
 def resample(data: np.ndarray, fs_in: float, fs_out: float, method: str = "poly") -> np.ndarray:

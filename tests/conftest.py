@@ -41,6 +41,20 @@ def train_until(train, experiment, step: int) -> None:
         train(experiment, on_step=interrupt)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sd_cache_dir(tmp_path_factory) -> Path:
+    """sd's cache folder (``SD_CACHE_DIR``) for the session and the processes it starts: the
+    tests never write into the user's ``~/.cache``."""
+    path = tmp_path_factory.mktemp("sd-cache")
+    old = os.environ.get("SD_CACHE_DIR")
+    os.environ["SD_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SD_CACHE_DIR", None)
+    else:
+        os.environ["SD_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not REAL.is_dir():
