@@ -16,9 +16,13 @@ For each set, each in its own process with the memory of it and its children sam
    ``scipy.signal.decimate``, per channel the dense complex128 DFT product of
    ``bench_spectrogram.py``, PNG written with PIL's default settings; run with BLAS's default
    threads and with one, the faster counting;
-2. ``sd preprocess`` (the command a user runs) with one worker (its threads: every core), one
-   worker with ``--threads 1``, two workers (one thread each: threads × workers never exceed the
-   cores), and one worker on a third of the subjects (``--shard 1/3``, for the memory).
+2. ``sd preprocess`` (the command a user runs) with one worker (its threads: every core), first
+   with an empty cache folder (``SD_CACHE_DIR``: the first run on a machine designs the decimation
+   filter with scipy) and then as later runs find it; one worker with ``--threads 1``, two
+   workers (one thread each: threads × workers never exceed the cores), and one worker on a
+   third of the subjects (``--shard 1/3``, for the memory);
+3. on the CHB-MIT-shaped set, what this machine gives two processes at best: two independent
+   ``--shard K/2`` runs side by side (1 worker, 1 thread each), against one process doing all.
 
 It checks that sd's images are the reference's within one grey level and that every run wrote
 byte-identical files, then prints windows/s, wall and CPU seconds, the peak memory (PSS of all
@@ -214,9 +218,14 @@ def recording_bytes(raw_root: Path, name: str) -> int:
 
 # -- main ------------------------------------------------------------------------------------------
 
-#: sd's runs: (label, --workers, --threads or None for the default, --shard or None)
-RUNS = [("1 worker", 1, None, None), ("1 worker, 1 thread", 1, 1, None), ("2 workers", 2, None, None),
-        ("1 worker, 1/3 of subjects", 1, None, "1/3")]
+#: sd's runs: (label, --workers, --threads or None for the default, --shard or None, repeated).
+#: The first runs with an empty cache folder: the decimation filter is designed and checked with
+#: scipy once per machine (:mod:`sd_core.decimation_filter`); the others find it in the cache, as
+#: a user's later runs do. Repeated runs take turns, ``--repeat`` rounds, and the fastest counts
+#: (this machine's speed drifts by a quarter within minutes).
+RUNS = [("1 worker, first run", 1, None, None, False), ("1 worker", 1, None, None, True),
+        ("1 worker, 1 thread", 1, 1, None, True), ("2 workers", 2, None, None, True),
+        ("1 worker, 1/3 of subjects", 1, None, "1/3", False)]
 
 
 def run_set(name: str, data: Path, work: Path, args) -> dict:
@@ -238,26 +247,62 @@ def run_set(name: str, data: Path, work: Path, args) -> dict:
     res["runs"] = {**refs, "reference": min(refs.values(), key=lambda r: r["seconds"])}
     res["windows"] = windows
     sd = str(Path(sys.executable).with_name("sd"))
-    hashes = {}
-    for label, workers, threads, shard in RUNS:
-        dest = work / f"{name}-sd-{label.replace(' ', '').replace(',', '-').replace('/', 'of')}"
+    cache = work / "sd-cache"
+    if cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
+    env = {**os.environ, "SD_CACHE_DIR": str(cache)}
+
+    def command(dest: Path, workers: int, threads: int | None, shard: str | None) -> list[str]:
         cmd = [sd, "-q", "preprocess", "--dataset", s["dataset"], "--raw", str(raw_root), "--output", str(dest),
                "--fs", str(s["fs"]), "--nsamps", str(s["nsamps"]), "--overlap", str(s["overlap"]),
                "--resolution", str(s["resolution"]), "--workers", str(workers), "--overwrite"]
-        cmd += ["--threads", str(threads)] if threads else []
-        cmd += ["--shard", shard] if shard else []
-        t, peak, _, cpu = measure(cmd, work)
+        return cmd + (["--threads", str(threads)] if threads else []) + (["--shard", shard] if shard else [])
+
+    def one_run(label, workers, threads, shard):
+        dest = work / f"{name}-sd-{label.replace(' ', '').replace(',', '-').replace('/', 'of')}"
+        t, peak, _, cpu = measure(command(dest, workers, threads, shard), work, env)
         states = list((dest / ".sd" / "subjects").glob("*.json"))
         made = sum(json.loads(p.read_text())["images"] for p in states)
-        res["runs"][label] = {"seconds": t, "peak_mb": peak / MB, "cpu": cpu, "windows": made,
-                              "workers": workers, "subjects": len(states)}
+        run = {"seconds": t, "peak_mb": peak / MB, "cpu": cpu, "windows": made, "workers": workers,
+               "subjects": len(states), "tries": 1}
+        old = res["runs"].get(label)
+        if old is not None:  # the fastest try counts; memory: the largest of all tries
+            run = min(old, run, key=lambda r: r["seconds"]) | {"peak_mb": max(old["peak_mb"], run["peak_mb"]),
+                                                              "tries": old["tries"] + 1}
+        res["runs"][label] = run
         if shard:
-            continue
+            return
         if made != windows:
             raise SystemExit(f"sd made {made} images, the reference {windows}")
         res["png"] = json.loads((dest / "preprocess.json").read_text())["parameters"].get("png")
         hashes[label] = png_hashes(dest)
         res.setdefault("first", dest)
+
+    def two_processes():
+        # What two processes gain on this machine at best: the two halves of the set processed by
+        # two independent `sd preprocess --shard K/2` runs (1 worker, 1 thread each) side by side
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(command(work / f"{name}-sd-half{k}", 1, 1, f"{k}/2"), cwd=work, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for k in (1, 2)]
+        for proc in procs:
+            if proc.wait():
+                raise SystemExit(f"sd --shard failed: {proc.stderr.read().decode()[-2000:]}")
+        t = time.perf_counter() - t0
+        res["two_processes"] = min(res.get("two_processes", t), t)
+
+    hashes = {}
+    one_run(*RUNS[0][:4])  # the first run on the machine (an empty cache folder)
+    for _ in range(args.repeat):
+        for label, workers, threads, shard, again in RUNS:
+            if again:
+                one_run(label, workers, threads, shard)
+        if name == "chbmit":
+            two_processes()
+    for label, workers, threads, shard, again in RUNS[1:]:
+        if not again:
+            one_run(label, workers, threads, shard)
     res["identical"] = len({json.dumps(h, sort_keys=True) for h in hashes.values()}) == 1
     res["compared"] = compare_to_reference(res["first"], ref_out)
     return res
@@ -279,21 +324,27 @@ def report(name: str, r: dict) -> bool:
             ok &= x["peak_mb"] <= float(budget)
         rate = x["windows"] / x["seconds"]
         print(f"  {label:27s} {rate:10.1f} {x['seconds']:8.1f} {x['cpu']:7.1f} {x['peak_mb']:8.0f} {budget:>7s} "
-              f"{rate / (n / ref['seconds']):8.1f}×" + (f"  ({x['subjects']} subjects)" if "1/3" in label else ""))
+              f"{rate / (n / ref['seconds']):8.1f}×" + (f"  ({x['subjects']} subjects)" if "1/3" in label else "")
+              + (f"  (fastest of {x['tries']})" if x.get("tries", 1) > 1 else ""))
     speed1 = ref["seconds"] / runs["1 worker"]["seconds"]
+    first = ref["seconds"] / runs["1 worker, first run"]["seconds"]
     scale = runs["1 worker, 1 thread"]["seconds"] / runs["2 workers"]["seconds"]
     count, worst, differ = r["compared"]
     print(f"  PNG settings {r['png']}")
     print(f"  {count} images against the reference: max difference {worst} grey level(s), {differ} pixels "
           f"differ; every run's files byte-identical: {r['identical']}")
     ok &= speed1 >= 5.0 and worst <= 1 and r["identical"]
-    print(f"  target ≥ 5× the reference with one worker: {'met' if speed1 >= 5 else 'NOT MET'} ({speed1:.1f}×)")
+    print(f"  target ≥ 5× the reference with one worker: {'met' if speed1 >= 5 else 'NOT MET'} ({speed1:.1f}×; "
+          f"{first:.1f}× on the first run, which designs the decimation filter)")
     print(f"  2 workers / 1 worker with its default threads: "
           f"{runs['1 worker']['seconds'] / runs['2 workers']['seconds']:.2f}×")
     if name == "chbmit":
         ok &= scale >= 1.7
         print(f"  target 2 workers ≥ 1.7× one (one thread each): {'met' if scale >= 1.7 else 'NOT MET'} "
               f"({scale:.2f}×)")
+        ceiling = runs["1 worker, 1 thread"]["seconds"] / r["two_processes"]
+        print(f"  this machine's ceiling: two independent processes (--shard 1/2 and 2/2 side by side, "
+              f"{r['two_processes']:.1f} s) are {ceiling:.2f}× one; 2 workers reach {scale / ceiling:.0%} of it")
     budget_ok = all(x["peak_mb"] <= r["recording_mb"] + 300 * x["workers"] for k, x in runs.items()
                     if not k.startswith("reference"))
     print(f"  target peak memory ≤ largest recording + 300 MB per worker: {'met' if budget_ok else 'NOT MET'}")
@@ -309,6 +360,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eegmat-subjects", type=int, default=36)
     ap.add_argument("--chbmit-cases", type=int, default=6)
     ap.add_argument("--chbmit-minutes", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=2, help="tries of each repeated sd run (the fastest counts)")
     ap.add_argument("--reference", nargs=3, metavar=("SET", "RAW", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.reference:
