@@ -47,3 +47,21 @@ def test_windows():
     w = make_windows(x, starts, 500)
     assert w.shape == (7, 2, 500)
     assert np.array_equal(w[3, 1], x[1, 750:1250])
+
+
+def test_windows_are_a_view_where_evenly_spaced_and_make_the_same_images():
+    from sd_core.spectrogram import plan_spectrogram, spectrogram_images
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5000)) * 1e-5
+    even = window_starts(5000, 512, 0.5)
+    uneven = even[[0, 1, 3, 4, 7]]
+    for starts in (even, uneven, even[:1]):
+        w = make_windows(x, starts, 512)
+        copy = np.stack([x[:, s : s + 512] for s in starts])
+        assert np.array_equal(w, copy)
+        assert np.shares_memory(w, x) == (len(starts) > 1 and starts is even)
+        plan = plan_spectrogram(3, 512, 64)
+        assert np.array_equal(spectrogram_images(w, plan), spectrogram_images(copy, plan))
+    with pytest.raises(ValueError, match="do not fit"):
+        make_windows(x, np.array([4800]), 512)

@@ -249,19 +249,19 @@ def test_read_ahead_depth_and_memory_rule(tmp_path, monkeypatch):
     root = tmp_path / "raw"
     sd_testeeg.write_testeeg(root, seed=6, n_subjects=2, seconds=20.0, runs=3)
     subjects = PLUGIN.find_subjects(root, OPTIONS)
-    params = {"fs": 125.0, "units": "V", "resample": "decimate", "channels": CHANNELS}
+    params = {"fs": 128.0, "units": "V", "resample": "decimate", "channels": CHANNELS}  # 256 Hz / 2
     items = [(PLUGIN, r, params, OPTIONS) for s in subjects for r in s.recordings]
     assert len(items) == 6
     with reading.ReadAhead() as ahead:
         data, t0, _ = ahead.read(*items[0], upcoming=items[1:])
         assert [a[0] for a in ahead._ahead] == [items[1][1], items[2][1]]
-        assert reading.held_bytes(data) >= data.nbytes
+        assert reading.held_bytes(data) == data.nbytes  # decimated, then shrunk to its size
         ahead.read(*items[1], upcoming=items[2:])
         assert [a[0] for a in ahead._ahead] == [items[2][1], items[3][1]]  # into the next subject
         got = ahead.read(*items[4], upcoming=items[5:])  # out of order: read directly
         want = reading.read_resampled(*items[4])
         assert np.array_equal(got[0], want[0]) and got[1] == want[1]
-        # files that suggest a long recording are not read ahead (20 s x 4 channels at 250 Hz:
+        # files that suggest a long recording are not read ahead (20 s x 4 channels at 256 Hz:
         # about 160 kB decoded)
         assert 4 * items[1][1].path.stat().st_size <= reading.estimated_bytes(items[1][1]) < 10**6
         monkeypatch.setattr(reading, "PREFETCH_BYTES", reading.estimated_bytes(items[1][1]))
@@ -271,3 +271,21 @@ def test_read_ahead_depth_and_memory_rule(tmp_path, monkeypatch):
         monkeypatch.setattr(reading, "PREFETCH_BYTES", 1)
         ahead.read(*items[0], upcoming=items[1:])
         assert ahead._ahead == []
+
+
+def test_compact_span_keeps_the_columns_in_a_buffer_of_their_size():
+    from sd_core.preprocess.reading import compact_span, held_bytes
+
+    rng = np.random.default_rng(3)
+    for rows, cols, start, width in [(5, 1000, 0, 250), (5, 1000, 700, 250), (3, 64, 10, 54), (1, 9, 2, 3),
+                                     (4, 100, 0, 100)]:
+        seed = int(rng.integers(1 << 30))
+        want = np.random.default_rng(seed).standard_normal((rows, cols))[:, start : start + width]
+        got = compact_span(np.random.default_rng(seed).standard_normal((rows, cols)), start, width)
+        assert np.array_equal(got, want) and held_bytes(got) == (want.nbytes if width < cols else 8 * rows * cols)
+        # another reference to the buffer: it cannot be shrunk; the columns are right all the same
+        buf = rng.standard_normal((rows, cols))
+        want = buf[:, start : start + width].copy()
+        other = buf[:1]
+        got = compact_span(buf, start, width)
+        assert np.array_equal(got, want) and other.base is buf

@@ -69,7 +69,7 @@ def spectrogram_images(windows: np.ndarray, plan: SpectrogramPlan) -> np.ndarray
     def run(c0: int, c1: int) -> None:
         work = LogWork(plan, lb, chunks[c0][1] - chunks[c0][0]) if lb is not None else None
         for b0, b1 in chunks[c0:c1]:
-            xb = np.asarray(x[b0:b1], dtype=np.float64)
+            xb = np.ascontiguousarray(x[b0:b1], dtype=np.float64)  # (windows may be a strided view)
             if work is not None:
                 log_chunk(xb, work, out[b0:b1])
             else:
