@@ -289,3 +289,33 @@ def test_compact_span_keeps_the_columns_in_a_buffer_of_their_size():
         other = buf[:1]
         got = compact_span(buf, start, width)
         assert np.array_equal(got, want) and other.base is buf
+
+
+def test_cores_respect_a_container_cpu_quota(tmp_path, monkeypatch):
+    """Threads × workers never exceed the cores a container may use: cgroup v2 ``cpu.max`` and
+    v1 ``cpu.cfs_quota_us`` cap what the affinity mask says."""
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+
+    def cores_with(files: dict) -> tuple[int, int | None]:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        root.mkdir(exist_ok=True)
+        monkeypatch.setattr(threads, "CGROUP_ROOT", str(root))
+        threads.quota_cores.cache_clear()
+        return threads.cores(), threads.quota_cores()
+
+    try:
+        assert cores_with({"cpu.max": "150000 100000\n"}) == (min(affinity, 2), 2)
+        assert cores_with({"cpu.max": "50000 100000\n"}) == (1, 1)
+        assert cores_with({"cpu.max": "max 100000\n"}) == (affinity, None)
+        assert cores_with({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}) == (1, 1)
+        assert cores_with({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}) == (affinity, None)
+        assert cores_with({"cpu.max": "garbage"}) == (affinity, None)
+        assert cores_with({}) == (affinity, None)
+    finally:
+        monkeypatch.undo()
+        threads.quota_cores.cache_clear()

@@ -20,11 +20,44 @@ _LIMIT: int | None = None  # set_thread_limit: this process's share of the cores
 
 
 def cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: those it may be scheduled on, fewer where a container's
+    CPU quota (cgroup ``cpu.max``, or ``cpu.cfs_quota_us`` in cgroup v1) allows less."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    quota = quota_cores()
+    return n if quota is None else max(1, min(n, quota))
+
+
+#: Where the cgroup file system is mounted (a test may point it elsewhere).
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@lru_cache(maxsize=1)
+def quota_cores() -> int | None:
+    """Cores' worth of CPU time the process's cgroup allows (quota / period, rounded up), or None."""
+    import math
+    from pathlib import Path
+
+    root = Path(CGROUP_ROOT)
+    try:  # cgroup v2: this process's group, as /proc/self/cgroup names it, else the root
+        line = next((x for x in Path("/proc/self/cgroup").read_text().splitlines() if x.startswith("0::")), "")
+        here = line[3:].strip().lstrip("/")
+    except OSError:
+        here = ""
+    for folder in dict.fromkeys([root / here, root]):
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+        except (OSError, ValueError):
+            continue
+    try:  # cgroup v1
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def n_threads() -> int:
