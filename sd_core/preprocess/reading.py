@@ -121,9 +121,9 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
 def compact_span(buf: np.ndarray, start: int, width: int) -> np.ndarray:
     """Columns ``start`` … ``start + width`` of an array that owns its memory, in that memory
     shrunk to their size (rows moved to the front, the buffer reallocated smaller): a recording
-    decimated in place keeps 1/q of its buffer, not all of it. Pass the array itself (as a
-    call's result): numpy shrinks a buffer only when no other name refers to it; where one does,
-    the result is a view of the moved columns."""
+    decimated in place keeps 1/q of its buffer, not all of it. The array's contents are moved, so
+    pass the array itself (as a call's result): numpy shrinks a buffer only when no other name
+    refers to it; where one does, the result is a view of the moved columns."""
     rows, cols = buf.shape
     if not (buf.flags.owndata and buf.flags.c_contiguous and buf.flags.writeable) or width >= cols:
         return buf[:, start : start + width]
