@@ -15,7 +15,7 @@ def _pickle_problem(obj: Any) -> str | None:
     naming the attribute at fault where one is; None when it can. Nothing is unpickled."""
     from multiprocessing.reduction import ForkingPickler
 
-    from sd_core.plugins import describe_exception
+    from sd_core.plugin_checks import describe_exception
 
     try:
         ForkingPickler.dumps(obj)
