@@ -64,7 +64,11 @@ def _channel_decimator(q: int):
     """``scipy.signal.decimate(·, q, zero_phase=True)`` of one channel: scipy's own steps with the
     filter designed once (:mod:`sd_core.decimation_filter`: cached per machine, checked bit for
     bit against scipy's call), else scipy's call."""
-    from sd_core.decimation_filter import compiled_sosfilt, decimation_filter, filtfilt_decimate
+    from sd_core.decimation_filter import (
+        compiled_sosfilt,
+        decimation_filter,
+        filtfilt_decimate,
+    )
 
     f = decimation_filter(q)
     sosfilt = compiled_sosfilt() if f.exact else None
