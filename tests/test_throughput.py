@@ -319,3 +319,15 @@ def test_cores_respect_a_container_cpu_quota(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         threads.quota_cores.cache_clear()
+
+
+def test_a_buffer_that_cannot_be_decimated_in_place_is_not_used_as_if_it_were():
+    """An array MNE might hand back in Fortran order is decimated into a new array, and the span
+    cut from that, not from the untouched samples."""
+    from sd_core.preprocess.reading import compact_span, decimated
+
+    x = np.random.default_rng(8).standard_normal((4, 3000)) * 1e-5
+    want = scipy.signal.decimate(x, 2, axis=1, zero_phase=True)[:, 100:1100]
+    for buf in (x.copy(), np.asfortranarray(x)):
+        got = compact_span(decimated(buf, 2), 100, 1000)
+        assert np.array_equal(got, want)

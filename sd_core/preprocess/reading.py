@@ -82,7 +82,7 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     """Open a recording (the plugin's ``read_raw``, in the calling thread) and check its span;
     returns the step that reads its samples and resamples them (:func:`read_resampled`'s result).
     That step runs no plugin code, so it may run in another thread."""
-    from sd_core.signal import decimate, decimation_factor, resample
+    from sd_core.signal import decimation_factor, resample
 
     fs, units, method = float(params["fs"]), params["units"], params["resample"]
     raw, picks, fs_in = _open(plugin, rec, params["channels"], options)
@@ -106,16 +106,20 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     a = max(0, i0 - margin)
     b = min(n_times, (i1 + margin) * q)
 
-    def decimated() -> np.ndarray:
-        buf = _get(raw, picks, a * q, b, rec, units)
-        decimate(buf, q, overwrite=True)  # each row's decimated samples at its start
-        return buf
-
     def load() -> tuple[np.ndarray, float, list[str]]:
         # the buffer goes straight into compact_span: no other name holds it, so it can shrink
-        return compact_span(decimated(), i0 - a, i1 - i0), i0 / fs, notes
+        return compact_span(decimated(_get(raw, picks, a * q, b, rec, units), q), i0 - a, i1 - i0), i0 / fs, notes
 
     return load
+
+
+def decimated(buf: np.ndarray, q: int) -> np.ndarray:
+    """``buf`` decimated by ``q``: ``buf`` itself, each row's decimated samples at its start, or a
+    new array where ``buf`` cannot hold them (not C-ordered, say)."""
+    from sd_core.signal import decimate
+
+    out = decimate(buf, q, overwrite=True)
+    return buf if np.shares_memory(out, buf) else out
 
 
 def compact_span(buf: np.ndarray, start: int, width: int) -> np.ndarray:
