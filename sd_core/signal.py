@@ -144,7 +144,7 @@ def make_windows(data: np.ndarray, starts: np.ndarray, nsamps: int) -> np.ndarra
         raise ValueError(f"windows of {nsamps} samples at {starts.min()}…{starts.max()} do not fit "
                          f"{data.shape[1]} samples")
     step = int(starts[1] - starts[0]) if len(starts) > 1 else 0
-    if step > 0 and np.array_equal(np.diff(starts), np.full(len(starts) - 1, step)):
+    if step > 0 and np.all(np.diff(starts) == step):
         first = data[:, starts[0] :]
         return as_strided(first, shape=(len(starts), data.shape[0], nsamps),
                           strides=(step * data.strides[1], data.strides[0], data.strides[1]), writeable=False)

@@ -289,6 +289,7 @@ def test_compact_span_keeps_the_columns_in_a_buffer_of_their_size():
         other = buf[:1]
         got = compact_span(buf, start, width)
         assert np.array_equal(got, want) and other.base is buf
+        assert np.shares_memory(got, other) and held_bytes(got) == 8 * rows * cols  # moved in place, not shrunk
 
 
 def test_cores_respect_a_container_cpu_quota(tmp_path, monkeypatch):

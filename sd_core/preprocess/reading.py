@@ -119,7 +119,7 @@ def decimated(buf: np.ndarray, q: int) -> np.ndarray:
     from sd_core.signal import decimate
 
     out = decimate(buf, q, overwrite=True)
-    return buf if np.shares_memory(out, buf) else out
+    return buf if np.may_share_memory(out, buf) else out  # out: a view of buf, or a new array
 
 
 def compact_span(buf: np.ndarray, start: int, width: int) -> np.ndarray:
