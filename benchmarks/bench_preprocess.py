@@ -149,7 +149,7 @@ def reference(name: str, raw_root: Path, out: Path) -> None:
     from bench_spectrogram import DenseReference
     from original_chain import decimate_whole, window_starts
 
-    from sd_core.channels import match_channels
+    from sd_core.signals.channels import match_channels
 
     from sd_core.plugins import get_registry
 
@@ -220,7 +220,7 @@ def recording_bytes(raw_root: Path, name: str) -> int:
 
 #: sd's runs: (label, --workers, --threads or None for the default, --shard or None, repeated).
 #: The first runs with an empty cache folder: the decimation filter is designed and checked with
-#: scipy once per machine (:mod:`sd_core.decimation_filter`); the others find it in the cache, as
+#: scipy once per machine (:mod:`sd_core.signals.decimation_filter`); the others find it in the cache, as
 #: a user's later runs do. Repeated runs take turns, ``--repeat`` rounds, and the fastest counts
 #: (this machine's speed drifts by a quarter within minutes).
 RUNS = [("1 worker, first run", 1, None, None, False), ("1 worker", 1, None, None, True),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sd_core.config import Config
+    from sd_core.config.project import Config
     from sd_core.data.images import ProcessedImages
     from sd_core.data.tasks import ResolvedTask
     from sd_core.training.loop import TrainResult
@@ -36,7 +36,7 @@ __all__ = ["load_settings", "build_task_specs", "build_dataset", "ClassifierConf
 
 
 def _registry():
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     return get_registry()
 
@@ -49,7 +49,7 @@ def load_settings(config: str | os.PathLike | None = None) -> Config:
     """The resolved project file: ``config``, else ``$SD_CONFIG``, else ``./sd.toml``, else the
     built-in defaults. ``settings.output_dir(name)`` is where a processed data set is read from,
     ``settings.preprocess_params(name)`` how it is made."""
-    from sd_core.config import load_config
+    from sd_core.config.project import load_config
 
     return load_config(config)
 
@@ -133,9 +133,9 @@ def build_classifier(config: ClassifierConfig) -> MultiTaskModel:
     ``model(x)`` → ``{task: logits (B, classes) | standardised value (B,)}``;
     ``model(x, task="gender")`` → that task's output. ``model.tasks`` are its tasks.
     """
+    from sd_core.config.experiment import validate_options
     from sd_core.data.tasks import ResolvedTask
     from sd_core.errors import ConfigError
-    from sd_core.experiment import validate_options
     from sd_core.training.model import build_model
 
     if not config.tasks:

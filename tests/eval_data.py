@@ -53,8 +53,8 @@ def images(health: str, n: int, rng: np.random.Generator, shift: tuple[str, floa
 def write_set(root: Path, groups: Sequence[tuple[str, str, str, np.ndarray]], params: dict | None = PARAMS,
               generation: dict | None = None) -> Path:
     """groups: (split, subject, health, images). Writes PNGs, metadata CSVs and preprocess.json."""
-    from sd_core.io import atomic_write_text
     from sd_core.preprocess.layout import csv_text, image_rel_path, metadata_columns
+    from sd_core.runs.files import atomic_write_text
 
     rows = []
     for split, subject, health, imgs in groups:

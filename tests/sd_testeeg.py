@@ -72,7 +72,7 @@ def write_testeeg(root: Path, seed: int = 0, n_subjects: int = 6, seconds: float
     """Write the data set; returns {recording path: [(start, stop), ...]} of the events written."""
     import mne
 
-    from sd_core.synthetic import Rhythm, discharge, eeg
+    from sd_core.signals.synthetic import Rhythm, discharge, eeg
 
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sd_core.channels import clean_channel_name, match_channels
 from sd_core.errors import DatasetError
+from sd_core.signals.channels import clean_channel_name, match_channels
 
 EEGMAT = [clean_channel_name(n) for n in (
     "EEG Fp1", "EEG Fp2", "EEG F3", "EEG F4", "EEG F7", "EEG F8", "EEG T3", "EEG T4", "EEG C3", "EEG C4",

@@ -228,7 +228,7 @@ def test_tables_and_split_files_that_are_not_utf8(tmp_path):
     from sd_parkinsons.bids import read_participants as read_bids_participants
     from sd_seed.tables import read_participants as read_seed_participants
 
-    from sd_core.splits import read_split_file
+    from sd_core.preprocess.splits import read_split_file
 
     math = tmp_path / "subject-info.csv"
     math.write_bytes(HEADER.encode() + b"Subject00,21,F,2011,9.7,0\r\nSubject01,18,M,2011," + LATIN1 + b",1\r\n")
@@ -271,7 +271,7 @@ def test_non_utf8_table_through_the_cli(tmp_path):
 def test_edf_with_negative_samples_per_record(real_data, tmp_path):
     from sd_math.plugin import MathDataset
 
-    from sd_core.edf import check_edf
+    from sd_core.signals.edf import check_edf
 
     path = tmp_path / "Subject00_1.edf"
     shutil.copy(real_data / "edf" / "test_reduced.edf", path)

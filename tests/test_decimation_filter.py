@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import scipy.signal
 
-from sd_core import decimation_filter as dfm
-from sd_core.signal import decimate
+from sd_core.signals import decimation_filter as dfm
+from sd_core.signals.resample import decimate
 
 
 def fresh(monkeypatch, folder):

@@ -32,8 +32,8 @@ def sd(*args: str):
 
 def write_processed(root: Path, per_class: int = 12, dataset: str = "parkinsons", seed: int = 0) -> Path:
     """A tiny processed data set: health H = bright top half, PD = bright bottom half."""
-    from sd_core.io import atomic_write_text
     from sd_core.preprocess.layout import csv_text, image_rel_path, metadata_columns
+    from sd_core.runs.files import atomic_write_text
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -271,6 +271,7 @@ def test_cli_errors(tmp_path, data, trained):
 def test_caption_conditioning_with_a_local_text_encoder(tmp_path, data, monkeypatch):
     """A tiny randomly initialised BERT saved locally conditions training and generation."""
     import transformers  # in the test extra, so that this feature is tested wherever the suite runs
+
     from sd_core.diffusion.generate import generate_dataset
     from sd_core.diffusion.model import load_run
 
@@ -325,8 +326,8 @@ def test_two_process_cpu_run(tmp_path, data):
 
 def _with_val(root: Path) -> Path:
     """write_processed's set with one subject per class moved to a val split."""
-    from sd_core.io import atomic_write_text
     from sd_core.preprocess.layout import csv_text
+    from sd_core.runs.files import atomic_write_text
 
     rows = read_rows(root / "metadata.csv")
     for r in rows:

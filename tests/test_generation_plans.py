@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
+from sd_core.data.labels import LabelSpec, label_combos
 from sd_core.data.tasks import resolve_tasks, standardised
-from sd_core.diffusion.labels import LabelSpec, label_combos
 from sd_core.diffusion.plans import plan
 from sd_core.diffusion.rows import label_row
 from sd_core.errors import ConfigError

@@ -279,7 +279,7 @@ def test_improved_options_are_what_they_say(synthetic, tmp_path):
     import mne
 
     from sd_core.config import apply_preset
-    from sd_core.signal import resample
+    from sd_core.signals.resample import resample
     from sd_core.spectrogram import spectrogram_image
 
     p = plugin("math")

@@ -97,7 +97,7 @@ def test_events_come_from_the_opened_file(tmp_path, monkeypatch):
     import mne
 
     from sd_core.dataset import DatasetPlugin, Event, Recording, remember_events
-    from sd_core.edf import export_edf
+    from sd_core.signals.edf import export_edf
 
     path = tmp_path / "rec.edf"
     x = np.random.default_rng(0).normal(0, 1e-5, (2, 250 * 20))

@@ -429,7 +429,8 @@ def test_every_hook_spec_says_what_its_items_are():
 
     import pluggy
 
-    from sd_core import PROJECT, hookspecs
+    from sd_core import PROJECT
+    from sd_core.plugins import hookspecs
     from sd_core.plugins import HOOK_ITEM_TYPES, UNIQUE_NAMES
 
     pm = pluggy.PluginManager(PROJECT)

@@ -146,7 +146,7 @@ def test_images_are_the_engine_output_of_the_resampled_window(raw, reference):
     import mne
     from PIL import Image
 
-    from sd_core.signal import resample
+    from sd_core.signals.resample import resample
     from sd_core.spectrogram import spectrogram_image
 
     r = rows(reference / "metadata.csv")[5]

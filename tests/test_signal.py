@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sd_core.signal import make_windows, resample, resample_ratio, window_starts
+from sd_core.signals.resample import resample, resample_ratio
+from sd_core.signals.windows import make_windows, window_starts
 
 
 @pytest.mark.parametrize("fs_in, fs_out, ratio", [

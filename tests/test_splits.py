@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from sd_core.splits import assign_splits, split_counts
+from sd_core.preprocess.splits import assign_splits, split_counts
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

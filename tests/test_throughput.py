@@ -18,7 +18,7 @@ from PIL import Image
 
 from sd_core.preprocess import preprocess_dataset
 from sd_core.preprocess.png import LEGACY, SETTINGS, encode, encode_all
-from sd_core.signal import decimate
+from sd_core.signals.resample import decimate
 from sd_core.spectrogram import threads
 
 PLUGIN = sd_testeeg.TestEEG()

@@ -57,7 +57,7 @@ def fail(message: str, code: int = 1) -> None:
     """Print a user-facing error in one line and exit."""
     from rich.markup import escape
 
-    from sd_core.cli.output import err_console
+    from sd_core.runs.console import err_console
 
     err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
@@ -69,7 +69,7 @@ class SdGroup(click.Group):
     def plugin_commands(self) -> dict[str, click.Command]:
         """Commands plugins add, resolved once per registry. A command whose name is taken is
         ignored with a warning, and its plugin is shown as failed by ``sd plugins``."""
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         reg = get_registry()
         cached = getattr(self, "_plugin_cmds", None)
@@ -137,7 +137,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
 
     Shell completion: eval "$(_SD_COMPLETE=bash_source sd)" (zsh_source, fish_source).
     """
-    from sd_core.progress import VERBOSITY
+    from sd_core.runs.progress import VERBOSITY
 
     if verbose and quiet:
         raise click.UsageError("-v and -q exclude each other")
@@ -152,7 +152,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
 
 def load_ctx_config(ctx: click.Context):
     """The configuration for this invocation (loaded once)."""
-    from sd_core.config import load_config
+    from sd_core.config.project import load_config
 
     root = ctx.find_root()
     root.ensure_object(dict)

@@ -21,7 +21,7 @@ def config() -> None:
 @click.pass_context
 def show(ctx: click.Context, as_json: bool) -> None:
     """Print the resolved configuration (file values over built-in defaults)."""
-    from sd_core.config import dumps
+    from sd_core.config.toml import dumps
 
     cfg = load_ctx_config(ctx)
     data = cfg.as_dict()
@@ -50,9 +50,9 @@ def init(path: str | None, experiment: str | None, force: bool) -> None:
     starter experiment file for `sd train` / `sd diffusion train` / `sd meta build`."""
     import importlib
 
-    from sd_core.config import starter_text
-    from sd_core.io import atomic_write_text
-    from sd_core.plugins import get_registry
+    from sd_core.config.toml import starter_text
+    from sd_core.plugins.registry import get_registry
+    from sd_core.runs.files import atomic_write_text
 
     target = Path(path or (f"{experiment}.toml" if experiment else "sd.toml"))
     if target.exists() and not force:

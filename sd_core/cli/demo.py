@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import console, table
+from sd_core.runs.console import console, table
 
 #: Preprocessing parameters of the demo: small images so that later stages train quickly on a CPU.
 #: Half of the subjects train, a quarter each validate and test: with the demo's eight
@@ -113,7 +113,7 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
     from rich.markup import escape
 
     from sd_core.errors import SdError
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
     from sd_core.preprocess import preprocess_dataset
 
     c = console()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sd_core.cli import load_ctx_config
-from sd_core.cli.output import console, table
+from sd_core.runs.console import console, table
 
 
 @click.group()
@@ -19,7 +19,7 @@ def models(as_json):
     """List the model kinds ([model] kind) and their options."""
     import json
 
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     reg = get_registry()
     if as_json:

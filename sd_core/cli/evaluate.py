@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import console
+from sd_core.runs.console import console
 
 
 @click.command()

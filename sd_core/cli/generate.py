@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import JSON_OPTION, console, err_console, print_json, table
+from sd_core.runs.console import JSON_OPTION, console, err_console, print_json, table
 
 
 @click.command()

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from sd_core.cli import load_ctx_config
-from sd_core.cli.output import console, table
-from sd_core.plugins import HOOK_ITEM_TYPES, get_registry
+from sd_core.plugins.checks import HOOK_ITEM_TYPES
+from sd_core.plugins.registry import get_registry
+from sd_core.runs.console import console, table
 
 SPLITS = ("train", "val", "test")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import console
+from sd_core.runs.console import console
 
 
 @click.group()
@@ -47,7 +47,7 @@ def build(ctx: click.Context, experiment: str, out: str | None, overwrite: bool)
     from sd_core.meta.build import build_from_config
     from sd_core.meta.components import resolve_components
     from sd_core.meta.config import load_meta_experiment, out_dir
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     registry = get_registry()
     exp = load_meta_experiment(experiment)
@@ -68,7 +68,7 @@ def rebuild(folder: str, out: str | None, overwrite: bool) -> None:
     """Build a meta set again from its meta.json (same components and configuration: the same
     files, byte for byte); refuses when a component changed since."""
     from sd_core.meta.build import rebuild as run_rebuild
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     target = Path(out) if out else Path(folder)
     plan, summary = run_rebuild(Path(folder), target, get_registry(), overwrite)

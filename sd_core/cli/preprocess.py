@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from sd_core.cli import load_ctx_config
-from sd_core.cli.output import console, err_console, table
 from sd_core.errors import ConfigError, SdError
+from sd_core.runs.console import console, err_console, table
 
 
 def _parse_splits(text: str) -> dict[str, float]:
@@ -56,8 +56,8 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
 
     Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
     """
-    from sd_core.config import PREPROCESS, _validate_table
-    from sd_core.plugins import get_registry
+    from sd_core.config.schema import PREPROCESS, validate_table
+    from sd_core.plugins.registry import get_registry
     from sd_core.preprocess.runner import Shard
 
     cfg = load_ctx_config(ctx)
@@ -74,7 +74,7 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
                                        threads=threads).items() if v is not None}
     if splits:
         overrides["splits"] = _parse_splits(splits)
-    _validate_table("preprocess", overrides, PREPROCESS, "command line")
+    validate_table("preprocess", overrides, PREPROCESS, "command line")
     shard_spec = Shard.parse(shard) if shard else None
 
     failures = 0
@@ -109,7 +109,7 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
         if result.faults or (result.subjects and len(result.failed_subjects) == result.subjects):
             failures += 1
     if as_json:
-        from sd_core.cli.output import print_json
+        from sd_core.runs.console import print_json
 
         print_json(results)
     if failures:
@@ -120,7 +120,7 @@ def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from sd_core.preprocess.runner import preprocess_dataset
-    from sd_core.progress import make_progress, verbosity
+    from sd_core.runs.progress import make_progress, verbosity
 
     progress = make_progress(err_console(), TextColumn("[bold]{task.description}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), label="preprocess", transient=False)

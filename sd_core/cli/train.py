@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sd_core.cli.output import JSON_OPTION, console, err_console, print_json
+from sd_core.runs.console import JSON_OPTION, console, err_console, print_json
 
 
 def default_run_dir(cfg: Path, output_dir: str, base: Path) -> Path:
@@ -31,7 +31,7 @@ def train(ctx: click.Context, experiment: str, out: str | None, resume: bool, as
     config; at the end the best checkpoint is tested and shown as a table.
     """
     from sd_core.cli import load_ctx_config
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
     from sd_core.training.loop import check_runnable
     from sd_core.training.loop import train as run_training
     from sd_core.training.report import TrainProgress, metrics_table
@@ -68,7 +68,7 @@ def train(ctx: click.Context, experiment: str, out: str | None, resume: bool, as
 def evaluate_run(run: str, split: str, data_dirs: tuple[str, ...], checkpoint: str, batch_size: int,
                  as_json: bool) -> None:
     """Evaluate a trained classifier RUN on a split; writes eval-<split>.json and predictions."""
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
     from sd_core.training.report import metrics_table
     from sd_core.training.saved import evaluate_run as run_eval
 

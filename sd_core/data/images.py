@@ -25,7 +25,7 @@ from PIL import Image
 from sd_core.data.sources import image_path
 from sd_core.data.tasks import ResolvedTask
 from sd_core.errors import DatasetError
-from sd_core.specs import REGRESSION
+from sd_core.plugins.specs import REGRESSION
 
 
 def load_image(row: Mapping[str, Any], size: int | None) -> np.ndarray:

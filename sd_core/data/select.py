@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sd_core.config import did_you_mean
+from sd_core.config.schema import did_you_mean
 from sd_core.data.sources import Source, read_metadata
 from sd_core.errors import ConfigError, DatasetError
 

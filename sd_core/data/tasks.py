@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from sd_core.config import did_you_mean
+from sd_core.config.schema import did_you_mean
 from sd_core.errors import ConfigError, DatasetError
-from sd_core.specs import CANONICAL_LABELS, CLASSIFICATION, REGRESSION
+from sd_core.plugins.specs import CANONICAL_LABELS, CLASSIFICATION, REGRESSION
 
 MISSING_CLASS = -1
 #: A task every experiment may name: the data set of the row (classes: the experiment's data

@@ -122,7 +122,7 @@ class Conditioning(ModelMixin, ConfigMixin):
     @classmethod
     def load(cls, folder: Path) -> Conditioning:
         from sd_core.errors import SdError
-        from sd_core.safe_state import load_tensors
+        from sd_core.runs.safe_state import load_tensors
 
         path = folder / CONFIG
         try:

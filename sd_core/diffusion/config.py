@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import (Key, _fraction, _non_negative, _positive, _string_table, _strings, did_you_mean,
-                            option_keys, read_toml)
+from sd_core.config.schema import _fraction, _non_negative, _positive, _string_table, _strings, did_you_mean, Key, option_keys
+from sd_core.config.toml import read_toml
 from sd_core.errors import ConfigError
-from sd_core.experiment import Experiment, load_experiment, starter_experiment
-from sd_core.tracking import LOG_WITH, check_tracker
+from sd_core.config.experiment import Experiment, load_experiment, starter_experiment
+from sd_core.runs.tracking import LOG_WITH, check_tracker
 
 
 DATA = {
@@ -108,7 +108,7 @@ def schema_for(kind_spec: Any) -> dict[str, dict[str, Key]]:
 def load_diffusion_experiment(path: str | Path | Mapping[str, Any], registry: Any = None) -> Experiment:
     """Read and validate a diffusion experiment file, the model kind and its options included."""
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     kind = _kind_of(path)

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
+from sd_core.config.experiment import Experiment
 from sd_core.data.sampling import balanced_weights, dataset_class_groups
 from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
 from sd_core.diffusion.model import TextEncoder
 from sd_core.errors import ConfigError, DatasetError
-from sd_core.experiment import Experiment
-from sd_core.specs import CLASSIFICATION
+from sd_core.plugins.specs import CLASSIFICATION
 
 
 def load_training_data(exp: Experiment, project: Any, registry: Any):

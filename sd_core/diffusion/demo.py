@@ -17,7 +17,7 @@ DEMO_PER_CLASS = 20
 def demo_experiment(processed: Path, dataset: str, conditions: list[str], run: Path, steps: int,
                     seed: int) -> str:
     """The experiment file of the demo (a tiny UNet at 32×32, trained briefly)."""
-    from sd_core.config import toml_value
+    from sd_core.config.toml import toml_value
 
     return f"""# written by sd demo: a small conditional diffusion model, trained briefly on a CPU
 [data]
@@ -61,7 +61,7 @@ def demo_diffusion(processed: Path, dataset: str, conditions: list[str], work: P
     """
     import torch
 
-    from sd_core.config import load_config
+    from sd_core.config.project import load_config
     from sd_core.diffusion.config import load_diffusion_experiment
     from sd_core.diffusion.generate import generate_dataset
     from sd_core.diffusion.train import train_diffusion
@@ -104,9 +104,9 @@ def real_vs_generated(processed: Path, generated: Path, run: Path, target: Path,
     import numpy as np
 
     from sd_core.data.images import load_image
+    from sd_core.data.labels import LabelSpec
     from sd_core.data.sources import Source, read_metadata
     from sd_core.diffusion.figures import labelled_grid
-    from sd_core.diffusion.labels import LabelSpec
     from sd_core.diffusion.plans import balanced_combos
 
     spec = LabelSpec.load(run / "labels.json")

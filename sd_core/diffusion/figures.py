@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sd_core.io import atomic_open
+from sd_core.runs.files import atomic_open
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sd_core.diffusion.labels import LabelSpec
+    from sd_core.data.labels import LabelSpec
     from sd_core.diffusion.model import TextEncoder
 
 

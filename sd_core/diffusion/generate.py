@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sd_core.diffusion.labels import LabelSpec
+from sd_core.data.labels import LabelSpec
 from sd_core.errors import SdError
 
 GENERATION = "generation.json"
@@ -35,9 +35,9 @@ def subject_name(spec: LabelSpec, item: dict) -> str:
 
 
 def _records(out: Path):
-    """The manifest and intent log of a generated folder (see sd_core.owned)."""
-    from sd_core.owned import STATE_DIR, IntentLog, Manifest
+    """The manifest and intent log of a generated folder (see sd_core.runs.owned)."""
     from sd_core.preprocess.layout import read_json
+    from sd_core.runs.owned import STATE_DIR, IntentLog, Manifest
 
     legacy: list[str] = []
     if (out / GENERATION).is_file() and not (out / STATE_DIR).exists():  # written by an older sd
@@ -55,7 +55,7 @@ def _records(out: Path):
 def prepare_output(out: Path, overwrite: bool, split: str = "train") -> None:
     """Refuse to mix with an existing data set unless --overwrite, which deletes only the files
     sd wrote there (a user's own files stay; one changed since sd wrote it stops the deletion)."""
-    from sd_core.owned import remove_files
+    from sd_core.runs.owned import remove_files
 
     if not out.exists():
         return
@@ -92,8 +92,6 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     from sd_core.diffusion.plans import label_tensors, plan
     from sd_core.diffusion.rows import caption, label_row
     from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
-    from sd_core.io import atomic_write_bytes
-    from sd_core.owned import sha256_bytes
     from sd_core.preprocess.layout import (
         csv_text,
         dumps_json,
@@ -101,9 +99,11 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         metadata_columns,
         split_csv_text,
     )
+    from sd_core.runs.files import atomic_write_bytes
+    from sd_core.runs.owned import sha256_bytes
 
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     spec = spec or check_run(run)
@@ -136,7 +136,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
 
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from sd_core.progress import make_progress
+    from sd_core.runs.progress import make_progress
 
     t0 = time.perf_counter()
     with make_progress(console, TextColumn("generating"), BarColumn(), MofNCompleteColumn(),

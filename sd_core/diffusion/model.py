@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sd_core.data.labels import LabelSpec
 from sd_core.diffusion.conditioning import Conditioning
-from sd_core.diffusion.labels import LabelSpec
 from sd_core.errors import ConfigError, SdError
 
 UNET_DIR, COND_DIR, SCHEDULER_DIR, LABELS = "unet", "conditioning", "scheduler", "labels.json"
@@ -153,7 +153,7 @@ def check_run(folder: Path) -> LabelSpec:
 def load_network(folder: Path, kind: str, registry: Any = None):
     """The network of a kind from its folder (safetensors, no pickle); clear errors."""
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     spec = registry.diffusion_model(kind)

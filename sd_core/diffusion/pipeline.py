@@ -54,7 +54,7 @@ def write_model_index(run: Path, folder: str) -> bool:
     written) for a plugin kind whose folder is not one the pipeline takes."""
     import diffusers
 
-    from sd_core.io import atomic_write_text
+    from sd_core.runs.files import atomic_write_text
 
     if folder not in NETWORK_FOLDERS:
         return False

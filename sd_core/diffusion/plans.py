@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sd_core.data.labels import LabelSpec
 from sd_core.data.tasks import DATASET_TASK
-from sd_core.diffusion.labels import LabelSpec
 from sd_core.errors import SdError
 
 

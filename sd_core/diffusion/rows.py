@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sd_core.diffusion.labels import LabelSpec
+from sd_core.data.labels import LabelSpec
 
 
 def label_row(spec: LabelSpec, item: Mapping[str, Any]) -> dict[str, str]:
@@ -28,8 +28,8 @@ def label_row(spec: LabelSpec, item: Mapping[str, Any]) -> dict[str, str]:
 
 
 def caption(row: Mapping[str, Any], registry: Any = None) -> str:
-    """The data set plugin's caption of a row (see :func:`sd_core.captions.caption_of`)."""
-    from sd_core.captions import caption_of, describe_subject
+    """The data set plugin's caption of a row (see :func:`sd_core.plugins.captions.caption_of`)."""
+    from sd_core.plugins.captions import caption_of, describe_subject
 
     if registry is None:
         return describe_subject(row)

@@ -39,17 +39,17 @@ import torch
 from sd_core.data.sampling import epoch_batches, epoch_order
 from sd_core.diffusion.conditioning import Conditioning
 from sd_core.diffusion.data import caption_table, load_training_data
-from sd_core.diffusion.labels import LabelSpec, label_combos
+from sd_core.data.labels import LabelSpec, label_combos
 from sd_core.diffusion.loss import diffusion_loss, drop_conditions
 from sd_core.diffusion.config import kind_options, same_experiment
 from sd_core.diffusion.model import COND_DIR, LABELS, MODEL_JSON, SCHEDULER_DIR, UNET_DIR, Denoiser, TextEncoder
 from sd_core.diffusion.pipeline import MODEL_INDEX, write_model_index
 from sd_core.errors import ConfigError, SdError
-from sd_core.experiment import Experiment
-from sd_core.io import atomic_write_text
+from sd_core.config.experiment import Experiment
+from sd_core.runs.files import atomic_write_text
 from sd_core.preprocess.layout import write_json
-from sd_core.specs import CLASSIFICATION, REGRESSION
-from sd_core import tracking
+from sd_core.plugins.specs import CLASSIFICATION, REGRESSION
+from sd_core.runs import tracking
 from sd_core.training import checkpoint as ckpt
 
 CHECKPOINTS = ckpt.CHECKPOINTS
@@ -112,7 +112,7 @@ def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: st
     from diffusers.training_utils import EMAModel
 
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     d, m, tr = exp["data"], exp["model"], exp["training"]
@@ -360,7 +360,7 @@ def _replace_dir(target: Path, write: Callable[[Path], None]) -> None:
 def _progress(console):
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from sd_core.progress import make_progress
+    from sd_core.runs.progress import make_progress
 
     return make_progress(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                          TimeRemainingColumn(), label="diffusion", transient=False)

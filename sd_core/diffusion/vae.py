@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
+from sd_core.config.experiment import Experiment
 from sd_core.errors import ConfigError, DatasetError, SdError
-from sd_core.experiment import Experiment
 
 REPORT = "train-vae.json"
 #: what train-vae writes in its folder (the only files --overwrite replaces)
@@ -76,7 +76,7 @@ def train_vae(exp: Experiment, project: Any, registry: Any = None, steps: int | 
     from sd_core.preprocess.layout import write_json
 
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     src = str(exp.source)

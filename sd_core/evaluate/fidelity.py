@@ -2,7 +2,7 @@
 
 All take ``real`` (N, D) and ``gen`` (M, D) float tensors and return ``{name: value}`` (NaN
 where the sets are too small). They are registered as the core's set metrics
-(``sd_core.builtin``), so a plugin can add others beside them.
+(``sd_core.builtin.hooks``), so a plugin can add others beside them.
 
 - **FID** (Heusel et al. 2017): ``|mu_r - mu_g|² + tr(S_r + S_g - 2 (S_r S_g)^½)`` with the
   features' means and covariances; the trace of the root is the sum of the square roots of the

@@ -20,7 +20,7 @@ class Steps:
         if self.console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-            from sd_core.progress import make_progress
+            from sd_core.runs.progress import make_progress
 
             self.bar = make_progress(self.console, TextColumn("[bold]evaluate[/] {task.description}"),
                                      BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), label="evaluate")

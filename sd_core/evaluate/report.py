@@ -25,7 +25,7 @@ def _f(v: Any, digits: int = 3) -> str:
 
 def write_outputs(out: Path, evaluation: dict[str, Any]) -> dict[str, Path]:
     """Write ``evaluation.json`` and ``report.html`` into ``out``."""
-    from sd_core.owned import Manifest
+    from sd_core.runs.owned import Manifest
 
     out.mkdir(parents=True, exist_ok=True)
     result = clean(evaluation["result"])
@@ -56,7 +56,7 @@ def headline_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def terminal_tables(result: dict[str, Any]) -> list[Any]:
-    from sd_core.cli.output import table
+    from sd_core.runs.console import table
 
     out = []
     spaces = [s for s, e in result["features"].items() if "pooled" in e]

@@ -69,7 +69,7 @@ def default_tasks(gen: Path, dataset: str, registry: Any) -> list[str]:
     info = _generation(gen)
     run = Path(info["run"]) if info.get("run") else None
     if run is not None and (run / "labels.json").is_file():
-        from sd_core.diffusion.labels import LabelSpec
+        from sd_core.data.labels import LabelSpec
 
         try:
             names = [t.name for t in LabelSpec.load(run / "labels.json").categorical]
@@ -101,10 +101,10 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
     from sd_core.data.sources import Source, read_metadata
     from sd_core.data.tasks import resolve_tasks
     from sd_core.evaluate.progress import Steps
-    from sd_core.specs import CLASSIFICATION
+    from sd_core.plugins.specs import CLASSIFICATION
 
     if registry is None:
-        from sd_core.plugins import get_registry
+        from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     real, gen, out = Path(real).resolve(), Path(gen).resolve(), Path(out).resolve()

@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from sd_core.config import toml_value
+from sd_core.config.toml import toml_value
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_text
+from sd_core.runs.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def ensure_run(text: str, run: Path, registry: Any, project: Any, threads: int |
     atomic_write_text(cfg, text)
     exp = load_train_experiment(cfg, registry)
     if project is None:
-        from sd_core.config import load_config
+        from sd_core.config.project import load_config
 
         project = load_config(None)
     before = torch.get_num_threads()
@@ -150,7 +150,7 @@ class Classifier:
     def outputs_from_embeddings(self, z) -> dict[str, torch.Tensor]:
         """The task heads on embeddings from :meth:`embed` (what :meth:`predict` gives, without a
         second pass through the backbone: dropout is off in evaluation)."""
-        from sd_core.specs import CLASSIFICATION
+        from sd_core.plugins.specs import CLASSIFICATION
 
         self.model.eval()
         z = torch.as_tensor(np.asarray(z), dtype=torch.float32)

@@ -9,7 +9,7 @@
 
 Images are hard links to the components' files where the file system allows, copies otherwise;
 the components are never moved or changed. Every file goes through the ownership manifest
-(:mod:`sd_core.owned`), so ``--overwrite`` deletes only what a build wrote. The same components
+(:mod:`sd_core.runs.owned`), so ``--overwrite`` deletes only what a build wrote. The same components
 and configuration give the same folder, byte for byte (``sd meta rebuild`` checks it).
 """
 
@@ -59,7 +59,7 @@ def _weight_text(w: float) -> str:
 def plan_meta(config: Mapping[str, Any], components: Sequence[Component], registry: Any,
               where: str = "[meta]") -> MetaPlan:
     """Group, weight and name every row (no file is touched)."""
-    from sd_core.captions import caption_of
+    from sd_core.plugins.captions import caption_of
     from sd_core.preprocess.layout import metadata_columns
 
     labels = list(config["labels"])
@@ -111,7 +111,7 @@ def plan_meta(config: Mapping[str, Any], components: Sequence[Component], regist
 # -- writing ---------------------------------------------------------------------------------
 
 def _records(out: Path):
-    from sd_core.owned import STATE_DIR, IntentLog, Manifest
+    from sd_core.runs.owned import STATE_DIR, IntentLog, Manifest
 
     return Manifest(out), IntentLog(out / STATE_DIR / "meta.writing")
 
@@ -123,7 +123,7 @@ def _top_files(splits: Sequence[str]) -> list[str]:
 
 def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) -> None:
     """Refuse a folder holding a set unless --overwrite, which deletes only files sd wrote."""
-    from sd_core.owned import remove_files
+    from sd_core.runs.owned import remove_files
 
     res = out.resolve()
     for c in components:
@@ -148,7 +148,7 @@ def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) 
 
 def _place(src: Path, dst: Path, link: bool) -> bool:
     """Hard link (atomically, through a temporary name) or copy; True when linked."""
-    from sd_core.io import atomic_write_bytes
+    from sd_core.runs.files import atomic_write_bytes
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     if link:
@@ -170,8 +170,8 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
     """Write the planned set into ``out``; returns a summary (files, links, copies)."""
     from sd_core.meta.card import card_text
     from sd_core.meta.plot import weights_png
-    from sd_core.owned import sha256_file
     from sd_core.preprocess.layout import csv_text, dumps_json, split_csv_text
+    from sd_core.runs.owned import sha256_file
 
     splits = list(plan.config["splits"])
     prepare_output(out, overwrite, plan.components)

@@ -35,7 +35,7 @@ class Component:
 
     def describe(self) -> dict[str, Any]:
         """What meta.json records (enough to find the folder again and see it unchanged)."""
-        from sd_core.owned import sha256_file
+        from sd_core.runs.owned import sha256_file
 
         return {"name": self.name, "entry": self.entry, "root": str(self.root), "kind": self.kind,
                 "datasets": self.datasets, "rows": len(self.rows),
@@ -92,7 +92,7 @@ def resolve_components(entries: Sequence[str], base: Path, project: Any, registr
 
 def components_from_record(record: Sequence[dict[str, Any]], where: str) -> list[Component]:
     """The components a meta.json names, checked unchanged since the set was built."""
-    from sd_core.owned import sha256_file
+    from sd_core.runs.owned import sha256_file
 
     out = []
     for c in record:

@@ -19,11 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import Key, _non_negative, _positive, _strings
+from sd_core.config.experiment import Experiment, load_experiment, starter_experiment
+from sd_core.config.schema import Key, _non_negative, _positive, _strings
 from sd_core.errors import ConfigError
-from sd_core.experiment import Experiment, load_experiment, starter_experiment
 from sd_core.meta.weights import RULES
-from sd_core.splits import SPLIT_ORDER
+from sd_core.preprocess.splits import SPLIT_ORDER
 
 
 def _splits(v: list) -> str | None:
@@ -94,9 +94,9 @@ def starter(registry: Any) -> str:
 
 def check_config(config: dict[str, Any], where: str) -> dict[str, Any]:
     """A ``[meta]`` table read back from meta.json (a rebuild): the same checks as the file."""
-    from sd_core.config import _validate_table
+    from sd_core.config.schema import validate_table
 
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: no [meta] configuration")
-    _validate_table("meta", config, META, where)
+    validate_table("meta", config, META, where)
     return {**{k: key.default for k, key in META.items()}, **config}

@@ -11,7 +11,7 @@
 <out>/.sd/written.json                                the metadata files sd wrote, with their hashes
 ```
 
-``sd`` deletes or replaces only files it can show it wrote (see :mod:`sd_core.owned`): images
+``sd`` deletes or replaces only files it can show it wrote (see :mod:`sd_core.runs.owned`): images
 listed in a subject's state or intent log, and top-level files listed in ``written.json`` with
 the hash they still have.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_text
-from sd_core.owned import STATE_DIR, IntentLog, Manifest, remove_files
-from sd_core.splits import SPLIT_ORDER
+from sd_core.preprocess.splits import SPLIT_ORDER
+from sd_core.runs.files import atomic_write_text
+from sd_core.runs.owned import STATE_DIR, IntentLog, Manifest, remove_files
 
 #: Columns every metadata row has, in this order; the data set's own columns follow, then caption.
 CORE_COLUMNS = ("file_name", "split", "dataset", "subject", "gender", "health", "age",
@@ -148,7 +148,7 @@ def _gapped_whole_numbers(columns: Sequence[str], rows: Iterable[Mapping[str, An
     return out
 
 
-#: The temporary files of sd_core.io.atomic_open: ``.<name>.<random>.tmp``
+#: The temporary files of sd_core.runs.files.atomic_open: ``.<name>.<random>.tmp``
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 

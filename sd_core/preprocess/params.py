@@ -22,12 +22,12 @@ UNIT_FACTORS = {"V": 1.0, "uV": 1e6}
 
 def hop_multiple_of(dataset: Any) -> int:
     """The data set's hop multiple: from a plugin object, else from the installed plugin of that
-    name, else the :class:`~sd_core.dataset.DatasetPlugin` default."""
-    from sd_core.dataset import DatasetPlugin
+    name, else the :class:`~sd_core.plugins.dataset.DatasetPlugin` default."""
+    from sd_core.plugins.dataset import DatasetPlugin
 
     if isinstance(dataset, str):
         try:
-            from sd_core.plugins import get_registry
+            from sd_core.plugins.registry import get_registry
 
             dataset = get_registry().datasets.get(dataset, DatasetPlugin)
         except (ImportError, SdError):  # pragma: no cover - no registry: the default
@@ -37,7 +37,7 @@ def hop_multiple_of(dataset: Any) -> int:
 
 def fixed_channel_count(channels: list[str]) -> int | None:
     """The number of image channels, or None when it depends on the file (``"*"``)."""
-    from sd_core.channels import ALL, EXCLUDE
+    from sd_core.signals.channels import ALL, EXCLUDE
 
     if ALL in channels:
         return None

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from sd_core.dataset import DatasetPlugin, Recording
 from sd_core.errors import DatasetError, SdError
+from sd_core.plugins.dataset import DatasetPlugin, Recording
 
 
 def _open(plugin: DatasetPlugin, rec: Recording, channels: list[str], options):
     """(raw, picks, sampling rate) of a recording, its image channels picked by name."""
-    from sd_core.channels import match_channels
+    from sd_core.signals.channels import match_channels
 
     raw = plugin.read_raw(rec, options)
     names = [plugin.channel_name(n) for n in raw.ch_names]
@@ -82,7 +82,7 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
     """Open a recording (the plugin's ``read_raw``, in the calling thread) and check its span;
     returns the step that reads its samples and resamples them (:func:`read_resampled`'s result).
     That step runs no plugin code, so it may run in another thread."""
-    from sd_core.signal import decimation_factor, resample
+    from sd_core.signals.resample import decimation_factor, resample
 
     fs, units, method = float(params["fs"]), params["units"], params["resample"]
     raw, picks, fs_in = _open(plugin, rec, params["channels"], options)
@@ -116,7 +116,7 @@ def open_resampled(plugin: DatasetPlugin, rec: Recording, params: Mapping[str, A
 def decimated(buf: np.ndarray, q: int) -> np.ndarray:
     """``buf`` decimated by ``q``: ``buf`` itself, each row's decimated samples at its start, or a
     new array where ``buf`` cannot hold them (not C-ordered, say)."""
-    from sd_core.signal import decimate
+    from sd_core.signals.resample import decimate
 
     out = decimate(buf, q, overwrite=True)
     return buf if np.may_share_memory(out, buf) else out  # out: a view of buf, or a new array

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from sd_core.dataset import DatasetPlugin, Subject
 from sd_core.errors import DatasetError, SdError
-from sd_core.owned import remove_files
+from sd_core.plugins.dataset import DatasetPlugin, Subject
 from sd_core.preprocess import layout
 from sd_core.preprocess.params import (
     differences,
@@ -20,6 +19,7 @@ from sd_core.preprocess.params import (
     run_parameters,
     with_png,
 )
+from sd_core.preprocess.splits import SPLIT_ORDER, assign_splits, read_split_file
 from sd_core.preprocess.subject import (
     SubjectJob,
     SubjectResult,
@@ -27,7 +27,7 @@ from sd_core.preprocess.subject import (
     process_subject,
     record_failure,
 )
-from sd_core.splits import SPLIT_ORDER, assign_splits, read_split_file
+from sd_core.runs.owned import remove_files
 
 
 @dataclass
@@ -275,7 +275,7 @@ def _run_jobs(jobs: list[SubjectJob], workers: int, progress, threads: int = 0) 
                     progress("begin", job.subject.id)
                 yield _in_process(job, reader, jobs[i + 1] if i + 1 < len(jobs) else None)
         return
-    from sd_core.plugins import check_picklable
+    from sd_core.plugins.picklable import check_picklable
 
     check_picklable(jobs[0].plugin, [job.subject for job in jobs])
     queue = list(reversed(jobs))

@@ -15,12 +15,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sd_core.dataset import DatasetPlugin, Recording, Subject
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_bytes
-from sd_core.owned import check_replaceable, sha256_bytes, sha256_file
+from sd_core.plugins.dataset import DatasetPlugin, Recording, Subject
 from sd_core.preprocess import layout
 from sd_core.preprocess.reading import ReadAhead, read_resampled, read_span  # noqa: F401 (re-exported)
+from sd_core.runs.files import atomic_write_bytes
+from sd_core.runs.owned import check_replaceable, sha256_bytes, sha256_file
 
 CHUNK = 64  # windows turned into images at once
 
@@ -95,7 +95,7 @@ def describe_failure(exc: BaseException, plugin: DatasetPlugin) -> tuple[str, st
 
 
 class SubjectFiles:
-    """The images of one subject: written only where sd may write (see :mod:`sd_core.owned`).
+    """The images of one subject: written only where sd may write (see :mod:`sd_core.runs.owned`).
 
     Paths sd wrote before (the subject's last state, or its intent log after a killed run) may
     be replaced; any other file in the way fails the recording with an error naming it."""
@@ -136,7 +136,7 @@ def process_recording(job: SubjectJob, rec: Recording, loaded: tuple[np.ndarray,
     """
     from sd_core.preprocess.params import fixed_channel_count, spectrogram_plan
     from sd_core.preprocess.png import LEGACY, encode_all
-    from sd_core.signal import make_windows, window_starts
+    from sd_core.signals.windows import make_windows, window_starts
     from sd_core.spectrogram import spectrogram_images
 
     p = job.params

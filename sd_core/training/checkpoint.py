@@ -8,7 +8,7 @@
 <run>/checkpoints/step-000120/
     model.safetensors        weights
     optimizer.json/.safetensors, scheduler.json, ema.json/.safetensors (diffusion)
-                             training state without pickle (see sd_core.safe_state)
+                             training state without pickle (see sd_core.runs.safe_state)
     rng-<rank>.json/.safetensors  random state of each process
     position.json            step, epoch, batches done in the epoch, ...
 ```
@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_bytes, atomic_write_text
-from sd_core.safe_state import load_state, load_tensors, save_state
+from sd_core.runs.files import atomic_write_bytes, atomic_write_text
+from sd_core.runs.safe_state import load_state, load_tensors, save_state
 
 CHECKPOINTS = "checkpoints"
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import toml_value
-from sd_core.io import atomic_write_text
+from sd_core.config.toml import toml_value
+from sd_core.runs.files import atomic_write_text
 
 #: small and quick on two CPU cores: 64×64 images, the original's light CNN
 DEMO_TRAINING = {"epochs": 8, "lr": 2e-3, "weight_decay": 0.01, "schedule": "cosine",

@@ -23,9 +23,9 @@ from sd_core.data.select import read_rows, sources_for
 from sd_core.data.sources import Source
 from sd_core.data.tasks import check_trainable, resolve_tasks, standardised
 from sd_core.errors import ConfigError, SdError
-from sd_core.experiment import Experiment
-from sd_core.specs import CLASSIFICATION
-from sd_core import tracking
+from sd_core.config.experiment import Experiment
+from sd_core.plugins.specs import CLASSIFICATION
+from sd_core.runs import tracking
 from sd_core.training import checkpoint as ckpt
 from sd_core.training.evaluate import evaluate
 from sd_core.training.losses import task_losses, total_loss
@@ -204,7 +204,7 @@ def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool 
     elif main:
         run.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(run / "run.json", run_info)
-        from sd_core.io import atomic_write_text
+        from sd_core.runs.files import atomic_write_text
 
         atomic_write_text(run / "config.toml", exp.dumps())
     acc.wait_for_everyone()

@@ -14,7 +14,7 @@ import torch
 
 from sd_core.data.images import is_missing
 from sd_core.data.tasks import ResolvedTask
-from sd_core.specs import CLASSIFICATION
+from sd_core.plugins.specs import CLASSIFICATION
 
 
 def metric_names(registry: Any, task: ResolvedTask, wanted: Sequence[str] = ()) -> list[str]:

@@ -9,7 +9,7 @@ from torch import nn
 
 from sd_core.data.tasks import ResolvedTask
 from sd_core.errors import ConfigError
-from sd_core.specs import CLASSIFICATION
+from sd_core.plugins.specs import CLASSIFICATION
 
 
 class MultiTaskModel(nn.Module):

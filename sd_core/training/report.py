@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sd_core.io import atomic_open
+from sd_core.runs.files import atomic_open
 
 
 def _smooth(values: Sequence[float], n: int) -> list[float]:
@@ -66,7 +66,7 @@ def write_curves(history: Mapping[str, list], path: Path, metric: str) -> Path:
 
 def metrics_table(title: str, results: Mapping[str, Mapping[str, float]], registry: Any):
     """A rich table: one row per task, one column per metric, for each named result set."""
-    from sd_core.cli.output import table
+    from sd_core.runs.console import table
 
     metric_names: list[str] = []
     tasks: list[str] = []
@@ -94,7 +94,7 @@ def metrics_table(title: str, results: Mapping[str, Mapping[str, float]], regist
 
 class TrainProgress:
     """A progress bar of the steps with the loss and the last evaluation (plain lines every few
-    seconds when output is piped; see :mod:`sd_core.progress`)."""
+    seconds when output is piped; see :mod:`sd_core.runs.progress`)."""
 
     def __init__(self, console) -> None:
         self.console = console
@@ -104,7 +104,7 @@ class TrainProgress:
     def start(self, total: int, done: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-        from sd_core.progress import make_progress
+        from sd_core.runs.progress import make_progress
 
         self.bar = make_progress(self.console, TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), label="train",
@@ -118,7 +118,7 @@ class TrainProgress:
         self.bar.update(self.task, completed=step, info=f"{self.loss} {self.last_eval}")
 
     def evaluated(self, step: int, metrics: Mapping[str, float], key: str) -> None:
-        from sd_core.progress import verbosity
+        from sd_core.runs.progress import verbosity
 
         value = metrics.get(key, math.nan)
         self.last_eval = f"· val {key} {value:.3f}"

@@ -14,8 +14,8 @@ from sd_core.data.select import read_rows
 from sd_core.data.sources import Source
 from sd_core.data.tasks import ResolvedTask
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_text
-from sd_core.specs import CLASSIFICATION
+from sd_core.plugins.specs import CLASSIFICATION
+from sd_core.runs.files import atomic_write_text
 from sd_core.training import checkpoint as ckpt
 from sd_core.training.evaluate import predict
 from sd_core.training.losses import task_losses

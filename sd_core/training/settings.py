@@ -15,11 +15,11 @@ epochs = 10
 from __future__ import annotations
 
 
-from sd_core.config import Key, did_you_mean, _fraction, _non_negative, _positive, _string_table, _strings
+from sd_core.config.schema import _fraction, _non_negative, _positive, _string_table, _strings, did_you_mean, Key
 from sd_core.errors import ConfigError
-from sd_core.experiment import Experiment, load_experiment, starter_experiment, validate_options
-from sd_core.tracking import LOG_WITH, check_tracker
-from sd_core.specs import CLASSIFICATION
+from sd_core.config.experiment import Experiment, load_experiment, starter_experiment, validate_options
+from sd_core.runs.tracking import LOG_WITH, check_tracker
+from sd_core.plugins.specs import CLASSIFICATION
 
 
 def _weights(v: dict) -> str | None:
@@ -124,7 +124,7 @@ def load_train_experiment(path, registry) -> Experiment:
 def selection_metric(exp: Experiment, tasks) -> tuple[str, bool]:
     """The metric checkpoints are ranked by, as ``"<task>/<metric>"`` or ``"loss"``, and whether
     higher is better."""
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     chosen = exp["training"]["metric"]
     if not chosen:

@@ -43,7 +43,7 @@ CASES: dict[str, tuple[str, float, list[tuple[str, float, list[tuple[float, floa
 def recording_signal(rng: np.random.Generator, names: tuple[str, ...], seconds: float, gender: str,
                      seizures: list[tuple[float, float]]) -> np.ndarray:
     """(channels, samples) volts of one recording; dummy channels are nearly flat."""
-    from sd_core.synthetic import Rhythm, discharge, eeg
+    from sd_core.signals.synthetic import Rhythm, discharge, eeg
 
     n = int(round(seconds * FS))
     alpha = Rhythm(8.5 if gender == "M" else 9.5, 8.0, 0.08)
@@ -64,7 +64,7 @@ def recording_signal(rng: np.random.Generator, names: tuple[str, ...], seconds: 
 def write_edf(path: Path, data: np.ndarray, names: tuple[str, ...]) -> None:
     """EDF with CHB-MIT's channel names, duplicates and ``-`` dummies included: MNE exports unique
     placeholder names, then the header's label fields are set to the real names."""
-    from sd_core.edf import export_edf, relabel
+    from sd_core.signals.edf import export_edf, relabel
 
     unique = [f"CH{i:02d}" for i in range(len(names))]
     export_edf(path, data, unique, FS)

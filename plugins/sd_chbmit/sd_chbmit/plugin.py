@@ -221,7 +221,7 @@ class ChbmitDataset(DatasetPlugin):
         """
         import mne
 
-        from sd_core.edf import check_edf, signal_labels
+        from sd_core.signals.edf import check_edf, signal_labels
 
         problems = list(recording.extra.get("problems", ()))
         if problems:
@@ -249,7 +249,7 @@ class ChbmitDataset(DatasetPlugin):
         return raw
 
     def channel_name(self, raw_name: str) -> str:
-        from sd_core.channels import clean_channel_name
+        from sd_core.signals.channels import clean_channel_name
 
         name = clean_channel_name(raw_name)
         m = _MNE_DUPLICATE.match(name)
@@ -277,7 +277,7 @@ class ChbmitDataset(DatasetPlugin):
         return labels
 
     def caption(self, row: Mapping[str, Any]) -> str:
-        from sd_core.captions import describe_subject
+        from sd_core.plugins.captions import describe_subject
 
         state = {"1": "during a seizure", "0": "outside seizures"}.get(str(row.get("seizure")), "")
         return describe_subject(row, "with epilepsy" + (f", {state}" if state else ""))

@@ -37,7 +37,7 @@ def _ecg(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
 
 def subject_signal(rng: np.random.Generator, seconds: float, gender: str, age: int, math: bool) -> np.ndarray:
     """(21, samples) volts: the 19 EEG channels, A2-A1 and ECG of one recording."""
-    from sd_core.synthetic import Rhythm, eeg, narrowband
+    from sd_core.signals.synthetic import Rhythm, eeg, narrowband
 
     n = int(round(seconds * FS))
     x = eeg(rng, len(EEG), n, FS, background_uv=18.0, rhythms=(), line_hz=50.0, line_uv=1.5) * 1e6
@@ -62,7 +62,7 @@ def write_eegmat(root: Path, seed: int = 0, n_subjects: int = 8, rest_seconds: f
 
     Returns what was written: {subject: {gender, age, count_quality, files: {stem: doing_math}}}.
     """
-    from sd_core.edf import export_edf
+    from sd_core.signals.edf import export_edf
 
     root = Path(root)
     edf_dir = root / subfolder if subfolder else root

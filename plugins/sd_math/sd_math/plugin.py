@@ -75,7 +75,7 @@ def read_subject_info(path: Path) -> dict[str, dict[str, Any]]:
     Column names are matched case-insensitively with whitespace ignored; Subject, Age and Gender
     are required, Count quality is optional (empty when absent).
     """
-    from sd_core.io import read_text
+    from sd_core.runs.files import read_text
 
     rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
     rows = [r for r in rows if any(c.strip() for c in r)]
@@ -178,13 +178,13 @@ class MathDataset(DatasetPlugin):
     def read_raw(self, recording: Recording, options: Mapping[str, Any]):
         import mne
 
-        from sd_core.edf import check_edf
+        from sd_core.signals.edf import check_edf
 
         check_edf(recording.path)  # missing, not EDF, or truncated: one clear line
         return mne.io.read_raw_edf(recording.path, preload=False, verbose="error")
 
     def caption(self, row: Mapping[str, Any]) -> str:
-        from sd_core.captions import describe_subject
+        from sd_core.plugins.captions import describe_subject
 
         math = row.get("doing_math")
         extra = {"0": "at rest", "1": "during mental arithmetic"}.get(str(math), "")

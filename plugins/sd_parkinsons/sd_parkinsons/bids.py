@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_core.errors import DatasetError
-from sd_core.io import read_text
+from sd_core.runs.files import read_text
 
 PARTICIPANTS = "participants.tsv"
 

@@ -56,7 +56,7 @@ def _posterior_gain(name: str) -> float:
 
 def subject_signal(rng: np.random.Generator, seconds: float, health: str, gender: str, age: int) -> np.ndarray:
     """(63, samples) volts of one resting-state recording."""
-    from sd_core.synthetic import Rhythm, eeg, narrowband
+    from sd_core.signals.synthetic import Rhythm, eeg, narrowband
 
     n = int(round(seconds * FS))
     c = len(CHANNELS)

@@ -56,7 +56,7 @@ def demo_trials(session: int = 1, lead: float = 2.0, clip: float = 8.0, gap: flo
 def segment(rng: np.random.Generator, seconds: float, bands: tuple[float, float, float, float],
             alpha_peak: float) -> np.ndarray:
     """(66, samples) volts of one stretch with the given band amplitudes."""
-    from sd_core.synthetic import Rhythm, eeg, narrowband
+    from sd_core.signals.synthetic import Rhythm, eeg, narrowband
 
     n = int(round(seconds * FS))
     c = len(CHANNELS)

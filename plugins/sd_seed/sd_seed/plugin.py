@@ -211,7 +211,7 @@ class SeedDataset(DatasetPlugin):
         return raw
 
     def caption(self, row: Mapping[str, Any]) -> str:
-        from sd_core.captions import describe_subject
+        from sd_core.plugins.captions import describe_subject
 
         return describe_subject(row, WATCHING.get(str(row.get("emotion")), ""))
 

@@ -82,7 +82,7 @@ def read_rows(path: Path) -> list[list[str]]:
         finally:
             book.close()
     else:
-        from sd_core.io import read_text
+        from sd_core.runs.files import read_text
 
         text = read_text(path)
         first = text.splitlines()[0] if text.strip() else ""

@@ -1,4 +1,4 @@
-"""The built-in kinds of denoising network (``[model] kind``), registered by ``sd_core.builtin``.
+"""The built-in kinds of denoising network (``[model] kind``), registered by ``sd_core.builtin.hooks``.
 
 Light: the specs below import nothing heavy; ``unet``, ``dit`` and ``base`` (torch, diffusers) are
 imported by the build and load functions only.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sd_core.specs import DiffusionModelSpec, OptionSpec
+from sd_core.plugins.specs import DiffusionModelSpec, OptionSpec
 
 UNET_OPTIONS = {
     "block_out_channels": OptionSpec([32, 64, 64], "channels per UNet resolution level (positive integers)"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from sd_core.data.tasks import ResolvedTask
 from sd_core.errors import SdError
-from sd_core.specs import CLASSIFICATION, REGRESSION
+from sd_core.plugins.specs import CLASSIFICATION, REGRESSION
 
 FORMAT = 1
 

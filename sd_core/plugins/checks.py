@@ -19,13 +19,13 @@ def describe_exception(exc: BaseException) -> str:
 #: What the items of each hook's list must be: hook → (module, class), imported when first checked.
 #: A hook not listed here must still return a list. Add new hooks here with their hook spec.
 HOOK_ITEM_TYPES: dict[str, tuple[str, str]] = {
-    "sd_datasets": ("sd_core.dataset", "DatasetPlugin"),
-    "sd_tasks": ("sd_core.specs", "TaskSpec"),
-    "sd_backbones": ("sd_core.specs", "BackboneSpec"),
-    "sd_metrics": ("sd_core.specs", "MetricSpec"),
-    "sd_diffusion_models": ("sd_core.specs", "DiffusionModelSpec"),
-    "sd_feature_extractors": ("sd_core.specs", "FeatureExtractorSpec"),
-    "sd_set_metrics": ("sd_core.specs", "SetMetricSpec"),
+    "sd_datasets": ("sd_core.plugins.dataset", "DatasetPlugin"),
+    "sd_tasks": ("sd_core.plugins.specs", "TaskSpec"),
+    "sd_backbones": ("sd_core.plugins.specs", "BackboneSpec"),
+    "sd_metrics": ("sd_core.plugins.specs", "MetricSpec"),
+    "sd_diffusion_models": ("sd_core.plugins.specs", "DiffusionModelSpec"),
+    "sd_feature_extractors": ("sd_core.plugins.specs", "FeatureExtractorSpec"),
+    "sd_set_metrics": ("sd_core.plugins.specs", "SetMetricSpec"),
     "sd_cli_commands": ("click", "Command"),
 }
 
@@ -67,7 +67,7 @@ def check_hook_result(hook: str, result: Any) -> str | None:
 def task_columns_problem(task: Any, dataset: Any) -> str | None:
     """Why ``task`` (a TaskSpec) cannot be read from the rows of ``dataset`` (a DatasetPlugin):
     a column that is neither the data set's own nor one every row has; None when it can."""
-    from sd_core.specs import ROW_COLUMNS
+    from sd_core.plugins.specs import ROW_COLUMNS
 
     own = [str(c) for c in (getattr(dataset, "columns", ()) or ())]
     missing = [c for c in task.columns if c not in own and c not in ROW_COLUMNS]
@@ -81,14 +81,14 @@ def task_columns_problem(task: Any, dataset: Any) -> str | None:
 
 def preprocess_defaults_problem(dataset: Any) -> str | None:
     """Why a DatasetPlugin's ``preprocess_defaults`` are not valid ``[preprocess]`` values."""
-    from sd_core.config import PREPROCESS, _validate_table
+    from sd_core.config.schema import PREPROCESS, validate_table
     from sd_core.errors import ConfigError
 
     given = getattr(dataset, "preprocess_defaults", None) or {}
     if not hasattr(given, "items"):
         return f"has preprocess_defaults {_what(given)}, expected a mapping of [preprocess] keys"
     try:
-        _validate_table("preprocess", dict(given), PREPROCESS, "preprocess_defaults")
+        validate_table("preprocess", dict(given), PREPROCESS, "preprocess_defaults")
     except ConfigError as exc:
         return f"has {exc}"
     return None

@@ -34,14 +34,20 @@ from sd_core import hookspec
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
-    from sd_core.dataset import DatasetPlugin
-    from sd_core.specs import (BackboneSpec, DiffusionModelSpec, FeatureExtractorSpec, MetricSpec,
-                                SetMetricSpec, TaskSpec)
+    from sd_core.plugins.dataset import DatasetPlugin
+    from sd_core.plugins.specs import (
+        BackboneSpec,
+        DiffusionModelSpec,
+        FeatureExtractorSpec,
+        MetricSpec,
+        SetMetricSpec,
+        TaskSpec,
+    )
 
 
 @hookspec
 def sd_datasets() -> list[DatasetPlugin]:
-    """Dataset preprocessors: one :class:`sd_core.dataset.DatasetPlugin` per data set.
+    """Dataset preprocessors: one :class:`sd_core.plugins.dataset.DatasetPlugin` per data set.
 
     A dataset plugin says where the subjects, recordings, labels and channels of its data set
     are, and how to label a window; the core does the rest (reading through MNE, resampling,
@@ -54,17 +60,17 @@ def sd_datasets() -> list[DatasetPlugin]:
 def sd_tasks() -> list[TaskSpec]:
     """Label registries: the prediction tasks offered on data sets.
 
-    Each :class:`sd_core.specs.TaskSpec` names its data set, so a plugin may add tasks to
+    Each :class:`sd_core.plugins.specs.TaskSpec` names its data set, so a plugin may add tasks to
     another plugin's data set (for example a combined task over existing metadata columns).
     A task is listed only while its data set is installed, and reads only that data set's
-    ``DatasetPlugin.columns`` and the columns every row has (``sd_core.specs.ROW_COLUMNS``): a
+    ``DatasetPlugin.columns`` and the columns every row has (``sd_core.plugins.specs.ROW_COLUMNS``): a
     task reading another column is refused when plugins load, with a warning naming the plugin.
     """
 
 
 @hookspec
 def sd_backbones() -> list[BackboneSpec]:
-    """Classifier backbones (:class:`sd_core.specs.BackboneSpec`).
+    """Classifier backbones (:class:`sd_core.plugins.specs.BackboneSpec`).
 
     ``build(embedding_dim=..., image_size=..., **options)`` returns a ``torch.nn.Module`` mapping a
     ``(B, 1, R, R)`` float image batch to a ``(B, embedding_dim)`` embedding. Document every
@@ -74,7 +80,7 @@ def sd_backbones() -> list[BackboneSpec]:
 
 @hookspec
 def sd_diffusion_models() -> list[DiffusionModelSpec]:
-    """Kinds of denoising network for ``sd diffusion train`` (:class:`sd_core.specs.DiffusionModelSpec`).
+    """Kinds of denoising network for ``sd diffusion train`` (:class:`sd_core.plugins.specs.DiffusionModelSpec`).
 
     An experiment chooses one with ``[model] kind = "<name>"`` and sets its options in ``[model]``;
     the core's training loop, conditioning, checkpoints, EMA, guidance, resume and ``sd generate``
@@ -88,7 +94,7 @@ def sd_diffusion_models() -> list[DiffusionModelSpec]:
 
 @hookspec
 def sd_metrics() -> list[MetricSpec]:
-    """Per-task evaluation metrics (:class:`sd_core.specs.MetricSpec`).
+    """Per-task evaluation metrics (:class:`sd_core.plugins.specs.MetricSpec`).
 
     The core registers accuracy, balanced accuracy, macro F1, AUROC, MAE and R² this way.
     """
@@ -96,7 +102,7 @@ def sd_metrics() -> list[MetricSpec]:
 
 @hookspec
 def sd_feature_extractors() -> list[FeatureExtractorSpec]:
-    """Feature spaces for judging generated data (:class:`sd_core.specs.FeatureExtractorSpec`).
+    """Feature spaces for judging generated data (:class:`sd_core.plugins.specs.FeatureExtractorSpec`).
 
     ``sd evaluate`` computes every set-level metric in every feature space. The core registers
     ``classifier`` (embeddings of a classifier trained on real data) and ``bandpower`` (mean
@@ -106,7 +112,7 @@ def sd_feature_extractors() -> list[FeatureExtractorSpec]:
 
 @hookspec
 def sd_set_metrics() -> list[SetMetricSpec]:
-    """Set-level metrics between real and generated features (:class:`sd_core.specs.SetMetricSpec`).
+    """Set-level metrics between real and generated features (:class:`sd_core.plugins.specs.SetMetricSpec`).
 
     The core registers ``fid``, ``kid`` (with its standard error) and ``prdc`` (precision,
     recall, density and coverage of k-nearest-neighbour manifolds, k = 5).

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_bytes, atomic_write_text
+from sd_core.runs.files import atomic_write_bytes, atomic_write_text
 
 STATE_DIR = ".sd"
 MANIFEST = "written.json"

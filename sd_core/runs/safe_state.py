@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_core.errors import SdError
-from sd_core.io import atomic_write_bytes, atomic_write_text
+from sd_core.runs.files import atomic_write_bytes, atomic_write_text
 
 _TENSOR, _TUPLE, _ITEMS, _FLOAT = "__tensor__", "__tuple__", "__items__", "__float__"
 _MARKERS = (_TENSOR, _TUPLE, _ITEMS, _FLOAT)

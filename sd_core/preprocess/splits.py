@@ -79,7 +79,7 @@ def assign_splits(
 
 def read_split_file(path: Path, subjects: Sequence[str]) -> dict[str, str]:
     """A pinned assignment from a CSV with columns ``subject,split`` (header required)."""
-    from sd_core.io import read_text
+    from sd_core.runs.files import read_text
 
     text = read_text(path, ConfigError, "split file")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))

@@ -8,7 +8,7 @@ when they are used.
 from __future__ import annotations
 
 from sd_core import hookimpl
-from sd_core.specs import CLASSIFICATION, REGRESSION, FeatureExtractorSpec, MetricSpec, SetMetricSpec
+from sd_core.plugins.specs import CLASSIFICATION, REGRESSION, FeatureExtractorSpec, MetricSpec, SetMetricSpec
 
 
 def _accuracy(num_classes: int):

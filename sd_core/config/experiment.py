@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from sd_core.config import Key, _validate_table, did_you_mean, dumps, option_keys, raise_problems, read_toml, table_problems
+from sd_core.config.schema import Key, did_you_mean, option_keys, raise_problems, table_problems, validate_table
+from sd_core.config.toml import dumps, read_toml
 from sd_core.errors import ConfigError
 
 
@@ -87,7 +88,7 @@ def load_experiment(path: str | Path | Mapping[str, Any], schema: Mapping[str, M
 def validate_options(src: str, where: str, given: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """Options of a plugin object (``OptionSpec`` per name) with defaults filled in."""
     schema = option_keys(options)
-    _validate_table(where, given, schema, src)
+    validate_table(where, given, schema, src)
     out = {k: copy.deepcopy(o.default) for k, o in options.items()}
     out.update(copy.deepcopy(dict(given)))
     return out
@@ -99,7 +100,7 @@ def starter_experiment(title: str, schema: Mapping[str, Mapping[str, Key]],
 
     ``examples`` gives values for keys that must be set (they are written uncommented).
     """
-    from sd_core.config import toml_value
+    from sd_core.config.toml import toml_value
 
     out = [f"# {title}", "# Every key with its default; uncomment what you change.", ""]
     for section, keys in schema.items():

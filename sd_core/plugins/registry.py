@@ -3,7 +3,7 @@
 Plugins are distributions with entry points in the group ``sd``. They are loaded once per
 process, on first use, through :func:`get_registry`. ``SD_LOAD_PLUGINS`` (comma-separated
 distribution names) restricts which are loaded; an empty value loads none. The core's own
-built-ins (``sd_core.builtin``) are always registered.
+built-ins (``sd_core.builtin.hooks``) are always registered.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import pluggy
 
-from sd_core import PROJECT, __version__, hookspecs
+from sd_core import PROJECT, __version__
 from sd_core.errors import PluginError
-from sd_core.plugin_checks import (  # noqa: F401 (HOOK_ITEM_TYPES and describe_exception: public here too)
+from sd_core.plugins import hookspecs
+from sd_core.plugins.checks import (  # noqa: F401 (HOOK_ITEM_TYPES and describe_exception: public here too)
     HOOK_ITEM_TYPES,
     check_hook_result,
     describe_exception,
@@ -33,6 +34,8 @@ from sd_core.plugin_checks import (  # noqa: F401 (HOOK_ITEM_TYPES and describe_
 ENTRY_POINT_GROUP = PROJECT
 ENV_LOAD = "SD_LOAD_PLUGINS"
 CORE_NAME = "sd-core"
+#: the module holding the core's own hook implementations, registered as ``sd-core``
+BUILTIN_MODULE = "sd_core.builtin.hooks"
 
 
 def normalize_dist_name(name: str) -> str:
@@ -69,8 +72,9 @@ class Registry:
     # -- loading -----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        from sd_core import builtin
-
+        # By name, as simonw/llm loads its default plugins: the core's contributions sit above the
+        # stages they reach into (evaluate, diffusion), and the registry must not import upwards.
+        builtin = importlib.import_module(BUILTIN_MODULE)
         self.pm.register(builtin, name=CORE_NAME)
         self.plugins[CORE_NAME] = PluginInfo(CORE_NAME, __version__, builtin.__name__, "builtin")
 
@@ -261,7 +265,7 @@ class Registry:
 
     @cached_property
     def datasets(self) -> dict[str, Any]:
-        """Data set name → :class:`~sd_core.dataset.DatasetPlugin`, sorted by name."""
+        """Data set name → :class:`~sd_core.plugins.dataset.DatasetPlugin`, sorted by name."""
         found = self._unique("sd_datasets")
         bad = self.invalid_contributions()["sd_datasets"]
         return {k: v for k, v in sorted(found.items()) if k not in bad}
@@ -347,17 +351,10 @@ UNIQUE_NAMES: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 
 def unknown_name(what: str, name: str, allowed) -> str:
-    from sd_core.config import did_you_mean
+    from sd_core.config.schema import did_you_mean
 
     names = ", ".join(sorted(allowed)) or "none installed"
     return f"unknown {what} {name!r}; allowed: {names}" + did_you_mean(name, sorted(allowed))
-
-
-def check_picklable(dataset: Any, subjects: Any = (), plugin: str | None = None) -> None:
-    """See :func:`sd_core.picklable.check_picklable`."""
-    from sd_core.picklable import check_picklable as check
-
-    check(dataset, subjects, plugin)
 
 
 _REGISTRY: Registry | None = None

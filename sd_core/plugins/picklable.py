@@ -15,7 +15,7 @@ def _pickle_problem(obj: Any) -> str | None:
     naming the attribute at fault where one is; None when it can. Nothing is unpickled."""
     from multiprocessing.reduction import ForkingPickler
 
-    from sd_core.plugin_checks import describe_exception
+    from sd_core.plugins.checks import describe_exception
 
     try:
         ForkingPickler.dumps(obj)
@@ -39,7 +39,7 @@ def check_picklable(dataset: Any, subjects: Any = (), plugin: str | None = None)
     Call it before starting a process pool (``--workers`` > 1). ``plugin`` defaults to the
     plugin that registered the data set.
     """
-    from sd_core.plugins import get_registry
+    from sd_core.plugins.registry import get_registry
 
     name = getattr(dataset, "name", "?")
     if plugin is None:

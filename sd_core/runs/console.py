@@ -1,4 +1,4 @@
-"""Shared rich consoles and table helpers."""
+"""The rich consoles, tables and JSON output that commands print their results with."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sd_core.config import Key
+from sd_core.config.schema import Key
 from sd_core.errors import ConfigError
 
 #: tracker → the package it needs (accelerate's names)
