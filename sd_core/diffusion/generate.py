@@ -85,34 +85,16 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
 
     ``prompt``: free text every image is conditioned on instead of its caption (runs conditioned on
     captions); without ``conditions`` the labels are then left to the model (null), not drawn."""
-    import numpy as np
-    from PIL import Image
-
     from sd_core.diffusion.model import check_run, load_run
-    from sd_core.diffusion.plans import label_tensors, plan
-    from sd_core.diffusion.rows import caption, label_row
-    from sd_core.diffusion.sampling import make_scheduler, sample, to_uint8
-    from sd_core.preprocess.layout import (
-        csv_text,
-        dumps_json,
-        image_rel_path,
-        metadata_columns,
-        split_csv_text,
-    )
-    from sd_core.runs.files import atomic_write_bytes
-    from sd_core.runs.owned import sha256_bytes
+    from sd_core.diffusion.sampling import make_scheduler, to_uint8
+    from sd_core.preprocess.layout import dumps_json
 
     if registry is None:
         from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
     spec = spec or check_run(run)
-    if prompt is not None and not conditions and not balanced:
-        if n < 1:
-            raise SdError("--n must be at least 1")
-        items = [{"dataset": dataset or spec.datasets[0], "labels": {}} for _ in range(n)]
-    else:
-        items = plan(spec, n, conditions, balanced, seed, dataset)
+    items = _plan_items(spec, n, conditions, balanced, seed, dataset, prompt)
     prepare_output(out, overwrite, split)
     loaded = load_run(run, device)
     encoder = loaded.text or loaded.model.caption_encoder
@@ -120,6 +102,42 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         raise SdError(f"--prompt: {run} is not conditioned on captions (train a stable-diffusion kind, or set "
                       "[model] text_encoder)")
     sched = make_scheduler(scheduler, loaded.scheduler_config)
+
+    rows = _image_rows(spec, items, split, seed, prompt, registry)
+    text = encoder.encode([r["caption"] for r in rows]) if encoder is not None else None
+    images, seconds = _sample_images(loaded.model, sched, spec, items, text, steps, guidance, seed, batch_size,
+                                     device, console)
+    manifest = _write_images(out, split, rows, to_uint8(images).numpy())
+    _write_metadata(manifest, split, rows, registry)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["subject"]] = counts.get(r["subject"], 0) + 1
+    manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
+                                  "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
+                                  "balanced": balanced, "conditions": [dict(c) for c in conditions],
+                                  **({"prompt": prompt} if prompt is not None else {}),
+                                  "image_size": spec.image_size, "datasets": spec.datasets,
+                                  "seconds": round(seconds, 3), "per_subject": counts}))
+    return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}
+
+
+def _plan_items(spec: LabelSpec, n: int, conditions: Sequence[dict], balanced: bool, seed: int,
+                dataset: str | None, prompt: str | None) -> list[dict]:
+    """What to generate: a data set and labels per image (none drawn for a bare ``prompt``)."""
+    from sd_core.diffusion.plans import plan
+
+    if prompt is not None and not conditions and not balanced:
+        if n < 1:
+            raise SdError("--n must be at least 1")
+        return [{"dataset": dataset or spec.datasets[0], "labels": {}} for _ in range(n)]
+    return plan(spec, n, conditions, balanced, seed, dataset)
+
+
+def _image_rows(spec: LabelSpec, items: list[dict], split: str, seed: int, prompt: str | None,
+                registry: Any) -> list[dict[str, Any]]:
+    """The metadata row of each planned image: its synthetic subject, window, file name and caption."""
+    from sd_core.diffusion.rows import caption, label_row
+    from sd_core.preprocess.layout import image_rel_path
 
     rows: list[dict[str, Any]] = []
     per_subject: dict[str, int] = {}
@@ -132,25 +150,41 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         row["file_name"] = image_rel_path(split, subject, row["recording"], i)
         row["caption"] = prompt if prompt is not None else caption(row, registry)
         rows.append(row)
-    text = encoder.encode([r["caption"] for r in rows]) if encoder is not None else None
+    return rows
 
+
+def _sample_images(model, sched, spec: LabelSpec, items: list[dict], text, steps: int, guidance: float,
+                   seed: int, batch_size: int, device: str, console: Any):
+    """The images of the plan, sampled with a progress bar; returns them and the seconds taken."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
+    from sd_core.diffusion.plans import label_tensors
+    from sd_core.diffusion.sampling import sample
     from sd_core.runs.progress import make_progress
 
     t0 = time.perf_counter()
     with make_progress(console, TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
                        TimeRemainingColumn(), label="generate") as bar:
-        task = bar.add_task("generating", total=len(rows))
-        images = sample(loaded.model, sched, label_tensors(spec, items), text, steps=steps, guidance=guidance,
+        task = bar.add_task("generating", total=len(items))
+        images = sample(model, sched, label_tensors(spec, items), text, steps=steps, guidance=guidance,
                         seed=seed, batch_size=batch_size, device=device,
                         progress=lambda k: bar.advance(task, k))
-    seconds = time.perf_counter() - t0
-    pixels = to_uint8(images).numpy()
+    return images, time.perf_counter() - t0
+
+
+def _write_images(out: Path, split: str, rows: list[dict[str, Any]], pixels):
+    """The PNGs, each recorded in the intent log before and in the manifest after it is written;
+    returns the manifest. A user's file in the way stops before anything is written."""
+    import numpy as np
+    from PIL import Image
+
+    from sd_core.runs.files import atomic_write_bytes
+    from sd_core.runs.owned import sha256_bytes
+
     manifest, log = _records(out)
     for rel in (f"{split}-metadata.csv", f"{split}/metadata.csv", "metadata.csv", GENERATION,
                 *(r["file_name"] for r in rows)):
-        manifest.check(rel)  # a user's file in the way stops before anything is written
+        manifest.check(rel)
     for row, img in zip(rows, pixels):
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
@@ -159,6 +193,12 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         manifest.files[row["file_name"]] = sha256_bytes(buf.getvalue())
     manifest.save()
     log.remove()
+    return manifest
+
+
+def _write_metadata(manifest, split: str, rows: list[dict[str, Any]], registry: Any) -> None:
+    """The metadata files: the canonical and label columns plus the data set plugins' own."""
+    from sd_core.preprocess.layout import csv_text, metadata_columns, split_csv_text
 
     own: list[str] = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
@@ -170,13 +210,3 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     manifest.write_text(f"{split}-metadata.csv", csv_text(columns, rows))
     manifest.write_text(f"{split}/metadata.csv", split_csv_text(columns, rows, split))
     manifest.write_text("metadata.csv", csv_text(columns, rows))
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["subject"]] = counts.get(r["subject"], 0) + 1
-    manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
-                                  "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
-                                  "balanced": balanced, "conditions": [dict(c) for c in conditions],
-                                  **({"prompt": prompt} if prompt is not None else {}),
-                                  "image_size": spec.image_size, "datasets": spec.datasets,
-                                  "seconds": round(seconds, 3), "per_subject": counts}))
-    return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}

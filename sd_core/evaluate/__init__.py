@@ -7,6 +7,7 @@
 - ``bandpower``: strip and band geometry of the images, band statistics with bootstrap intervals;
 - ``runs``: classifier runs made by the ``sd train`` loop; ``utility``: TSTR, TRTS, augmentation;
 - ``memorisation``: distance to the nearest training image;
-- ``run``: the evaluation in order; ``report``: evaluation.json, report.html, terminal table;
+- ``run``: the evaluation in order; ``stages``: its steps after fidelity;
+  ``report``: evaluation.json, report.html, terminal table;
 - ``demo``: the evaluation stage of ``sd demo``.
 """

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sd_core.errors import SdError
+from sd_core.evaluate import stages
 
 FORMAT = 1
 FLOOR_SPLIT = "train"
@@ -96,18 +97,67 @@ def _load(rows: list[dict], size: int):
     return data.images_uint8(list(range(len(rows))))
 
 
+@dataclass
+class _Evaluation:
+    """One evaluation's inputs, and the three sets as read, checked and capped."""
+
+    real: Path
+    gen: Path
+    out: Path
+    opts: Options
+    registry: Any
+    project: Any
+    real_rows: list[dict]
+    train_rows: list[dict]
+    gen_rows: list[dict]
+    dataset: str
+    tasks: list
+    size: int
+    params: dict | None
+    gen_split: str
+    rng: np.random.Generator
+
+
 def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = None, project: Any = None,
              console: Any = None) -> dict[str, Any]:
-    from sd_core.data.sources import Source, read_metadata
-    from sd_core.data.tasks import resolve_tasks
     from sd_core.evaluate.progress import Steps
-    from sd_core.plugins.specs import CLASSIFICATION
 
     if registry is None:
         from sd_core.plugins.registry import get_registry
 
         registry = get_registry()
-    real, gen, out = Path(real).resolve(), Path(gen).resolve(), Path(out).resolve()
+    ev = _read_sets(Path(real).resolve(), Path(gen).resolve(), Path(out).resolve(), opts, registry, project)
+    steps = Steps(console)
+    result = _header(ev)
+    with steps:
+        imgs = _read_images(ev, steps)
+        recipe = _recipe(ev.size, opts)
+        ctx, clf_holder = _classifier(ev, recipe, steps)
+        groups = {t.name: _class_indices(t, ev.real_rows, ev.train_rows, ev.gen_rows) for t in ev.tasks}
+        result["features"], raw = _fidelity(registry, ctx, opts, imgs, groups, steps, ev.rng)
+        _headline(result)
+        steps.begin("conditional accuracy", 1)
+        result["conditional_accuracy"] = stages.conditional_accuracy(ctx, ev.tasks, imgs["generated"], ev.gen_rows,
+                                                                     raw.get("classifier"))
+        result["classifier"] = stages.classifier_summary(ctx, clf_holder, recipe)
+        steps.advance()
+        steps.begin("band power", 1)
+        result["band_power"], figures = stages.band_power(ev.params, ev.size, imgs, ev.tasks, ev.real_rows,
+                                                          ev.gen_rows, opts.seed)
+        steps.advance()
+        steps.begin("memorisation", 1)
+        result["memorisation"], figures["memorisation"] = stages.memorisation_result(imgs, ev.gen_rows, ev.train_rows)
+        steps.advance()
+        result.update(_utility(ev, recipe, imgs, steps))
+        steps.end()
+    figures["grid"] = stages.grid_sets(ev.tasks, ev.real_rows, ev.gen_rows, imgs)
+    return {"result": result, "figures": figures, "seconds": dict(steps.times)}
+
+
+def _read_rows(real: Path, gen: Path, opts: Options, registry: Any) -> tuple[list, list, list, str]:
+    """The rows of REAL's two splits and of GEN, checked: rows in each, one data set, known feature spaces."""
+    from sd_core.data.sources import Source, read_metadata
+
     real_rows = read_metadata(Source(real), opts.real_split)
     train_rows = read_metadata(Source(real), FLOOR_SPLIT)
     gen_rows = read_metadata(Source(gen))
@@ -126,6 +176,16 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
     if unknown:
         raise SdError(f"--features: unknown feature space(s) {', '.join(unknown)}; allowed: "
                       + ", ".join(registry.feature_extractors))
+    return real_rows, train_rows, gen_rows, dataset
+
+
+def _read_sets(real: Path, gen: Path, out: Path, opts: Options, registry: Any, project: Any) -> _Evaluation:
+    """The three sets capped at max_images (a seeded draw), their classification tasks, the
+    evaluation size and the preprocessing parameters."""
+    from sd_core.data.tasks import resolve_tasks
+    from sd_core.plugins.specs import CLASSIFICATION
+
+    real_rows, train_rows, gen_rows, dataset = _read_rows(real, gen, opts, registry)
     rng = np.random.default_rng(opts.seed)
     real_rows = [real_rows[i] for i in _pick(np.arange(len(real_rows)), opts.max_images, rng)]
     train_rows = [train_rows[i] for i in _pick(np.arange(len(train_rows)), opts.max_images, rng)]
@@ -140,84 +200,62 @@ def evaluate(real: Path, gen: Path, out: Path, opts: Options, registry: Any = No
     size = opts.image_size or load_image(gen_rows[0], None).shape[0]
     params = _read_params(gen) or _read_params(real)
     gen_split = _generation(gen).get("split") or gen_rows[0].get("split") or "train"
+    return _Evaluation(real, gen, out, opts, registry, project, real_rows, train_rows, gen_rows, dataset, tasks,
+                       size, params, gen_split, rng)
 
-    steps = Steps(console)
-    result: dict[str, Any] = {
-        "format": FORMAT, "real": str(real), "generated": str(gen), "dataset": dataset,
-        "real_split": opts.real_split, "floor_split": FLOOR_SPLIT, "tasks": [t.name for t in tasks],
-        "image_size": size, "seed": opts.seed, "max_images": opts.max_images,
-        "n": {"real": len(real_rows), "real_train": len(train_rows), "generated": len(gen_rows)},
+
+def _header(ev: _Evaluation) -> dict[str, Any]:
+    """The result's first keys: what was compared with what, at which size, on how many images."""
+    opts, params = ev.opts, ev.params
+    return {
+        "format": FORMAT, "real": str(ev.real), "generated": str(ev.gen), "dataset": ev.dataset,
+        "real_split": opts.real_split, "floor_split": FLOOR_SPLIT, "tasks": [t.name for t in ev.tasks],
+        "image_size": ev.size, "seed": opts.seed, "max_images": opts.max_images,
+        "n": {"real": len(ev.real_rows), "real_train": len(ev.train_rows), "generated": len(ev.gen_rows)},
         "preprocess": {k: params.get(k) for k in ("fs", "nsamps", "resolution", "bins", "channels")} if params else None,
     }
-    with steps:
-        steps.begin("reading images", 3)
-        imgs = {}
-        for key, rows in (("real", real_rows), ("real_train", train_rows), ("generated", gen_rows)):
-            imgs[key] = _load(rows, size)
-            steps.advance()
-        recipe = _recipe(size, opts)
-        clf_holder: dict[str, Any] = {}
 
-        def make_classifier():
-            from sd_core.evaluate.runs import ensure_run, experiment_text, load_classifier
 
-            if opts.classifier:
-                clf_holder["trained_here"] = False
-                return load_classifier(Path(opts.classifier), registry)
-            run = out / "classifier"
-            text = experiment_text(dataset, [t.name for t in tasks], real, FLOOR_SPLIT, recipe, opts.seed, run)
-            clf_holder["trained_here"] = True
-            return load_classifier(ensure_run(text, run, registry, project), registry)
-
-        from sd_core.evaluate.features import FeatureContext
-
-        ctx = FeatureContext(size, params, opts.seed, make_classifier)
-        steps.begin("classifier: loading" if opts.classifier else "classifier: training on real data", 1)
-        ctx.classifier()
+def _read_images(ev: _Evaluation, steps) -> dict[str, Any]:
+    """The images of the three sets, at the evaluation size."""
+    steps.begin("reading images", 3)
+    imgs = {}
+    for key, rows in (("real", ev.real_rows), ("real_train", ev.train_rows), ("generated", ev.gen_rows)):
+        imgs[key] = _load(rows, ev.size)
         steps.advance()
-        groups = {t.name: _class_indices(t, real_rows, train_rows, gen_rows) for t in tasks}
-        result["features"], raw = _fidelity(registry, ctx, opts, imgs, groups, steps, rng)
-        _headline(result)
-        steps.begin("conditional accuracy", 1)
-        result["conditional_accuracy"] = _conditional(ctx, tasks, imgs["generated"], gen_rows, raw.get("classifier"))
-        clf = ctx._classifier
-        result["classifier"] = {"run": str(clf.run), "trained_here": clf_holder.get("trained_here", False),
-                                "image_size": clf.image_size, "backbone": clf.info.get("backbone"),
-                                "steps": recipe.steps if clf_holder.get("trained_here") else None} if clf else None
-        steps.advance()
-        steps.begin("band power", 1)
-        result["band_power"], figures = _band_power(params, size, imgs, tasks, real_rows, gen_rows, opts.seed)
-        steps.advance()
-        steps.begin("memorisation", 1)
-        from sd_core.evaluate.memorisation import memorisation
-
-        mem = memorisation(imgs["generated"], imgs["real_train"], imgs["real"], gen_rows, train_rows)
-        figures["memorisation"] = (mem.pop("_d_gen"), mem.pop("_d_real"))
-        result["memorisation"] = mem
-        steps.advance()
-        if opts.skip_utility:
-            for key in ("tstr", "trts", "augmentation", "trtr"):
-                result[key] = {"skipped": "--skip-utility"}
-        else:
-            from sd_core.evaluate.utility import utility
-
-            seeds = [opts.seed + i for i in range(opts.utility_seeds)]
-            steps.begin("utility (TSTR, TRTS, augmentation)", 3 * len(seeds))
-            u = utility(dataset, [t.name for t in tasks], real, gen, gen_split, recipe, seeds,
-                        out / "utility", registry, project, imgs["real"], real_rows, imgs["generated"],
-                        gen_rows, steps.advance)
-            for key in ("tstr", "trts", "augmentation", "trtr"):
-                result[key] = {k: v for k, v in u.items() if k not in ("tstr", "trts", "augmentation", "trtr")}
-                result[key]["balanced_accuracy"] = u[key]
-        steps.end()
-    figures["grid"] = _grid_sets(tasks, real_rows, gen_rows, imgs)
-    return {"result": result, "figures": figures, "seconds": dict(steps.times)}
+    return imgs
 
 
 def _recipe(size: int, opts: Options):
     from sd_core.evaluate.runs import TrainingRecipe
 
     return TrainingRecipe(image_size=size, steps=opts.steps, **opts.recipe)
+
+
+def _classifier(ev: _Evaluation, recipe, steps) -> tuple[Any, dict[str, Any]]:
+    """The feature context, with its real-trained classifier loaded (--classifier) or trained here;
+    and a holder that says which."""
+    opts = ev.opts
+    clf_holder: dict[str, Any] = {}
+
+    def make_classifier():
+        from sd_core.evaluate.runs import ensure_run, experiment_text, load_classifier
+
+        if opts.classifier:
+            clf_holder["trained_here"] = False
+            return load_classifier(Path(opts.classifier), ev.registry)
+        run = ev.out / "classifier"
+        text = experiment_text(ev.dataset, [t.name for t in ev.tasks], ev.real, FLOOR_SPLIT, recipe, opts.seed, run)
+        clf_holder["trained_here"] = True
+        return load_classifier(ensure_run(text, run, ev.registry, ev.project), ev.registry)
+
+    from sd_core.evaluate.features import FeatureContext
+
+    ctx = FeatureContext(ev.size, ev.params, opts.seed, make_classifier)
+    steps.begin("classifier: loading" if opts.classifier else "classifier: training on real data", 1)
+    ctx.classifier()
+    steps.advance()
+    return ctx, clf_holder
 
 
 def _class_indices(task, real_rows, train_rows, gen_rows) -> dict[str, tuple[np.ndarray, ...]]:
@@ -302,54 +340,25 @@ def _headline(result: dict[str, Any]) -> None:
             result[key][space] = item
 
 
-def _conditional(ctx, tasks, gen_images, gen_rows, gen_embeddings=None) -> dict[str, Any]:
-    from sd_core.evaluate.runs import class_recalls
-
-    clf = ctx.classifier()
-    if gen_embeddings is not None:  # the classifier space was computed: reuse its embeddings
-        outputs = clf.outputs_from_embeddings(gen_embeddings)
-    else:
-        outputs = clf.predict(gen_images)
-    result = {}
-    for t in tasks:
-        own = next((x for x in clf.tasks if x.name == t.name), None)
-        if own is None:
-            result[t.name] = {"skipped": f"the classifier {clf.run} has no {t.name!r} head"}
-            continue
-        result[t.name] = class_recalls(outputs[t.name], gen_rows, own)
-    return result
+UTILITY = ("tstr", "trts", "augmentation", "trtr")
 
 
-def _band_power(params, size, imgs, tasks, real_rows, gen_rows, seed):
-    from sd_core.evaluate.bandpower import (band_means, band_statistics, class_masks, geometry,
-                                            row_profile, spectrum_plot, band_features)
+def _utility(ev: _Evaluation, recipe, imgs, steps) -> dict[str, Any]:
+    """TSTR, TRTS, augmentation and TRTR: each with the runs' shared keys and its balanced accuracy."""
+    opts = ev.opts
+    if opts.skip_utility:
+        return {key: {"skipped": "--skip-utility"} for key in UTILITY}
+    from sd_core.evaluate.utility import utility
 
-    if not params:
-        return {"skipped": "the real folder has no preprocess.json"}, {}
-    geo = geometry(params, size)
-    real_u8 = imgs["real"][:, 0].numpy()
-    gen_u8 = imgs["generated"][:, 0].numpy()
-    rb = band_means(band_features(real_u8, geo), geo)
-    gb = band_means(band_features(gen_u8, geo), geo)
-    groups = {t.name: {c: (rm, class_masks(gen_rows, t)[c]) for c, rm in class_masks(real_rows, t).items()}
-              for t in tasks}
-    stats = band_statistics(rb, gb, geo, groups, seed)
-    png = spectrum_plot(row_profile(real_u8, geo), row_profile(gen_u8, geo), geo, groups)
-    return stats, {"spectrum": png}
-
-
-def _grid_sets(tasks, real_rows, gen_rows, imgs, per_row: int = 6):
-    """Per class of the first task: a few real and generated images (uint8 arrays)."""
-    from sd_core.evaluate.bandpower import class_masks
-
-    t = tasks[0]
-    rm, gm = class_masks(real_rows, t), class_masks(gen_rows, t)
-    out = []
-    for c in t.classes:
-        ri, gi = np.flatnonzero(rm[c]), np.flatnonzero(gm[c])
-        step = max(1, len(ri) // per_row)
-        out.append((f"{t.name}={c}", [imgs["real"][i, 0].numpy() for i in ri[::step][:per_row]],
-                    [imgs["generated"][i, 0].numpy() for i in gi[:per_row]]))
+    seeds = [opts.seed + i for i in range(opts.utility_seeds)]
+    steps.begin("utility (TSTR, TRTS, augmentation)", 3 * len(seeds))
+    u = utility(ev.dataset, [t.name for t in ev.tasks], ev.real, ev.gen, ev.gen_split, recipe, seeds,
+                ev.out / "utility", ev.registry, ev.project, imgs["real"], ev.real_rows, imgs["generated"],
+                ev.gen_rows, steps.advance)
+    out = {}
+    for key in UTILITY:
+        out[key] = {k: v for k, v in u.items() if k not in UTILITY}
+        out[key]["balanced_accuracy"] = u[key]
     return out
 
 
