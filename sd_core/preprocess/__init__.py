@@ -3,7 +3,9 @@
 ``layout``  output folder structure, metadata columns, state files, overwrite safety
 ``params``  the parameters of a run and their fingerprint (what a rerun must match)
 ``subject`` one subject's recordings → images and metadata rows (runs in worker processes)
-``runner``  discovery, splits, shards, workers, resume, merge, progress and summary
+``splits``  the subject → split assignment (deterministic, label-balanced, or pinned by a file)
+``runner``  discovery, splits, shards, workers, resume, progress and summary
+``merge``   the per-subject states merged into the metadata CSVs and ``preprocess.json``
 """
 
 from sd_core.preprocess.runner import PreprocessResult, merge_dataset, preprocess_dataset

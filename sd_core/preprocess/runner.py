@@ -12,9 +12,9 @@ from typing import Any, Callable, Iterator, Mapping
 from sd_core.errors import DatasetError, SdError
 from sd_core.plugins.dataset import DatasetPlugin, Subject
 from sd_core.preprocess import layout
+from sd_core.preprocess.merge import merge_dataset
 from sd_core.preprocess.params import (
     differences,
-    package_versions,
     resumed_parameters,
     run_parameters,
     with_png,
@@ -27,7 +27,6 @@ from sd_core.preprocess.subject import (
     process_subject,
     record_failure,
 )
-from sd_core.runs.owned import remove_files
 
 
 @dataclass
@@ -144,20 +143,45 @@ def preprocess_dataset(
     ``threads``: threads of each worker (0: the cores shared out among the workers, so that
     threads × workers never exceed them); the images do not depend on it, nor on ``workers``.
     """
-    from sd_core.spectrogram import plan_spectrogram
-
-    params = run_parameters(plugin, prep, channels, options, split_file)
-    # refuse impossible sizes before any work starts
-    plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
-
+    params = _checked_parameters(plugin, prep, channels, options, split_file)
     layout.check_output_safe(out, raw_root)
     subjects = _discover(plugin, raw_root, options)  # before deleting anything with --overwrite
     mine = shard.take(subjects) if shard else subjects
-    ppath = layout.params_path(out)
-    if overwrite and shard is not None:
+    if overwrite:
+        _clear_for_overwrite(out, raw_root, shard, mine, subjects, params)
+    started, params = _resume_check(out, params, overwrite)
+    assignment = _assignment(out, raw_root, subjects, params, split_file, started)
+    result = _run_subjects(plugin, out, mine, assignment, params, options, workers, threads, progress)
+    if shard is None or _all_states_present(out, assignment):
+        merge_result = merge_dataset(plugin, out)
+        result.merged = True
+        result.images = merge_result
+    return result
+
+
+def _checked_parameters(plugin: DatasetPlugin, prep: Mapping[str, Any], channels: list[str],
+                        options: Mapping[str, Any], split_file: Path | None) -> dict[str, Any]:
+    """The run's parameters; impossible sizes are refused before any work starts."""
+    from sd_core.spectrogram import plan_spectrogram
+
+    params = run_parameters(plugin, prep, channels, options, split_file)
+    plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
+    return params
+
+
+def _clear_for_overwrite(out: Path, raw_root: Path, shard: Shard | None, mine: list[Subject],
+                         subjects: list[Subject], params: Mapping[str, Any]) -> None:
+    """``--overwrite``: remove this shard's subjects (with ``--shard``), else the whole run."""
+    if shard is not None:
         _clear_shard(out, raw_root, [s.id for s in mine], params, [s.id for s in subjects])
-    elif overwrite:
+    else:
         layout.clear_output(out, raw_root)
+
+
+def _resume_check(out: Path, params: dict[str, Any], overwrite: bool) -> tuple[dict | None, dict[str, Any]]:
+    """The run begun in ``out`` (None if none) and the parameters to go on with: a run begun with
+    other parameters is refused, and a new one must find nothing in its way."""
+    ppath = layout.params_path(out)
     started = layout.read_json(ppath) if ppath.is_file() else None
     if started is not None and isinstance(started.get("parameters"), dict):
         params = resumed_parameters(started["parameters"], params)
@@ -172,7 +196,13 @@ def preprocess_dataset(
         )
     if started is None:
         _check_fresh_output(out, overwrite)
+    return started, params
 
+
+def _assignment(out: Path, raw_root: Path, subjects: list[Subject], params: Mapping[str, Any],
+                split_file: Path | None, started: dict | None) -> dict[str, str]:
+    """Subject id → split: a new run's is recorded, a resumed run keeps its own (which must
+    name the same subjects)."""
     ids = [s.id for s in subjects]
     if split_file is not None:
         assignment = read_split_file(split_file, ids)
@@ -188,8 +218,14 @@ def preprocess_dataset(
             )
         assignment = started["splits"]  # the assignment never changes on resume
     else:
-        layout.write_json(ppath, {"parameters": params, "splits": assignment})
+        layout.write_json(layout.params_path(out), {"parameters": params, "splits": assignment})
+    return assignment
 
+
+def _run_subjects(plugin: DatasetPlugin, out: Path, mine: list[Subject], assignment: Mapping[str, str],
+                  params: Mapping[str, Any], options: Mapping[str, Any], workers: int, threads: int,
+                  progress: Callable[[str, Any], None] | None) -> PreprocessResult:
+    """Process this run's subjects not done yet (here or in worker processes), reporting progress."""
     result = PreprocessResult(plugin.name, out, subjects=len(mine))
     todo = [s for s in mine if not _subject_done(out, s.id)]
     result.skipped = len(mine) - len(todo)
@@ -203,11 +239,6 @@ def preprocess_dataset(
         if progress:
             progress("subject", res)
     result.results.sort(key=lambda r: r.subject)
-
-    if shard is None or _all_states_present(out, assignment):
-        merge_result = merge_dataset(plugin, out)
-        result.merged = True
-        result.images = merge_result
     return result
 
 
@@ -332,61 +363,3 @@ def _in_process(job: SubjectJob, reader=None, following: SubjectJob | None = Non
 
 def _all_states_present(out: Path, assignment: Mapping[str, str]) -> bool:
     return all(layout.subject_state_path(out, s).is_file() for s in assignment)
-
-
-def merge_dataset(plugin: DatasetPlugin, out: Path) -> dict[str, int]:
-    """Assemble the metadata CSVs and ``preprocess.json`` from the per-subject states.
-
-    Used at the end of every unsharded run and by ``sd preprocess --merge`` once all shards
-    (possibly run on other machines, their outputs copied into ``out``) have finished.
-    Returns the number of images per split.
-    """
-    ppath = layout.params_path(out)
-    if not ppath.is_file():
-        raise SdError(f"{out} holds no preprocessing run to merge (no {ppath.relative_to(out)})")
-    run = layout.read_json(ppath)
-    assignment: dict[str, str] = run["splits"]
-    missing = [s for s in sorted(assignment) if not layout.subject_state_path(out, s).is_file()]
-    if missing:
-        raise SdError(
-            f"cannot merge {out}: {len(missing)} subject(s) not processed yet "
-            f"({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); run the remaining shards first"
-        )
-    states = {s: layout.read_json(layout.subject_state_path(out, s)) for s in sorted(assignment)}
-    rows_by_split: dict[str, list[dict]] = {s: [] for s in SPLIT_ORDER}
-    for sid, state in states.items():
-        rows_by_split[assignment[sid]].extend(state["rows"])
-    all_rows = [r for s in SPLIT_ORDER for r in rows_by_split[s]]
-    columns = layout.metadata_columns(plugin.columns, all_rows)
-    requested = [s for s in SPLIT_ORDER if run["parameters"]["splits"].get(s, 0) > 0]
-    manifest = layout.manifest_of(out)
-    inside = [s for s in requested if rows_by_split[s]]  # <split>/metadata.csv for Hugging Face datasets
-    for rel in (*(f"{s}-metadata.csv" for s in requested), *(f"{s}/metadata.csv" for s in inside),
-                "metadata.csv", "preprocess.json"):
-        manifest.check(rel)  # before writing any: a user's file in the way stops the merge
-    for split in requested:
-        manifest.write_text(f"{split}-metadata.csv", layout.csv_text(columns, rows_by_split[split]))
-    for split in inside:
-        text = layout.split_csv_text(columns, rows_by_split[split], split, all_rows)
-        manifest.write_text(f"{split}/metadata.csv", text)
-    stale = {f"{s}/metadata.csv" for s in SPLIT_ORDER if s not in inside} & set(manifest.files)
-    if stale:  # a split that lost its rows (sd wrote the file, so it may go)
-        remove_files(out, {r: manifest.files[r] for r in stale})
-        manifest.forget(stale)
-    manifest.write_text("metadata.csv", layout.csv_text(columns, all_rows))
-    counts = {s: len(rows_by_split[s]) for s in requested}
-    manifest.write_text("preprocess.json", layout.dumps_json({
-        "dataset": plugin.name,
-        "parameters": run["parameters"],
-        "versions": package_versions(plugin),
-        "images": counts,
-        "columns": columns,
-        "subjects": {
-            sid: {"split": assignment[sid], "status": st["status"], "images": st["images"],
-                  "errors": st["errors"], "notes": st["notes"],
-                  **({"tracebacks": st["tracebacks"]} if st.get("tracebacks") else {})}
-            for sid, st in states.items()
-        },
-    }))
-    return counts
-

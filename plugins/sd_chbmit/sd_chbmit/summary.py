@@ -56,78 +56,27 @@ class Summary:
 
 def parse_summary(text: str, source: str = "summary") -> Summary:
     """Parse a summary file. Problems of one recording's block are kept in its ``problems``."""
-    summary = Summary()
-    first: list[str] | None = None
-    montage: list[str] = []
-    reading_channels = False
-    entry: FileEntry | None = None
-    # seizures of the current block: numbered ones keyed ("n", k), the single form ("u", i)
-    starts: dict[tuple[str, int], float] = {}
-    ends: dict[tuple[str, int], float] = {}
-    order: list[tuple[str, int]] = []
-    single = {"start": 0, "end": 0}
+    return _SummaryReader(source).read(text)
 
-    def label(key: tuple[str, int]) -> str:
-        return f"seizure {key[1]}" if key[0] == "n" else "a seizure"
 
-    def finish() -> None:
-        nonlocal entry
-        if entry is None:
-            return
-        keys = list(dict.fromkeys(order))
-        for k in keys:
-            if k not in starts or k not in ends:
-                what = "end" if k in starts else "start"
-                entry.problems.append(f"{source}: {entry.name}: {label(k)} has no {what} time")
-                continue
-            a, b = starts[k], ends[k]
-            if b <= a:
-                entry.problems.append(f"{source}: {entry.name}: {label(k)} ends ({b:g} s) before it "
-                                      f"starts ({a:g} s)")
-                continue
-            entry.seizures.append((a, b))
-        entry.seizures.sort()
-        if entry.declared is not None and entry.declared != len(keys) and not entry.problems:
-            entry.problems.append(f"{source}: {entry.name}: says {entry.declared} seizure(s) but "
-                                  f"gives times of {len(keys)}")
-        entry = None
+def _label(key: tuple[str, int]) -> str:
+    return f"seizure {key[1]}" if key[0] == "n" else "a seizure"
 
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line:
-            reading_channels = False
-            continue
-        if set(line) <= {"*"}:  # the rules under headings
-            continue
-        if m := _RATE.match(line):
-            summary.rate = float(m.group(1))
-            continue
-        if m := _CHANNELS.match(line):
-            finish()
-            montage = []
-            if first is None and m.group(1).lower().startswith("in"):
-                first = montage
-            reading_channels = True
-            continue
-        if reading_channels and (m := _CHANNEL.match(line)):
-            idx, name = int(m.group(1)), m.group(2)
-            while len(montage) < idx:
-                montage.append("")
-            montage[idx - 1] = name
-            continue
-        if m := _FILE.match(line):
-            finish()
-            reading_channels = False
-            name = m.group(1)
-            entry = FileEntry(name, channels=tuple(montage))
-            starts, ends, order = {}, {}, []
-            single = {"start": 0, "end": 0}
-            if name in summary.files:
-                entry.problems.append(f"{source}: {name} is listed twice")
-            summary.files[name] = entry
-            continue
-        if entry is None:
-            continue
+
+@dataclass
+class _Block:
+    """One recording's block as it is read: its entry and its seizure lines so far (numbered
+    seizures keyed ("n", k), the single form ("u", i): the i-th start pairs with the i-th end)."""
+
+    entry: FileEntry
+    starts: dict[tuple[str, int], float] = field(default_factory=dict)
+    ends: dict[tuple[str, int], float] = field(default_factory=dict)
+    order: list[tuple[str, int]] = field(default_factory=list)
+    single: dict[str, int] = field(default_factory=lambda: {"start": 0, "end": 0})
+
+    def line(self, line: str, source: str) -> None:
+        """A line of the block after its ``File Name``."""
+        entry = self.entry
         if m := _START.match(line):
             entry.start_time = m.group(1)
         elif m := _END.match(line):
@@ -135,22 +84,107 @@ def parse_summary(text: str, source: str = "summary") -> Summary:
         elif m := _COUNT.match(line):
             entry.declared = int(m.group(1))
         elif m := _SEIZURE.match(line):
-            kind = m.group(2).lower()
-            if m.group(1) is not None:
-                key = ("n", int(m.group(1)))
-            else:  # the single form: the i-th start pairs with the i-th end
-                single[kind] += 1
-                key = ("u", single[kind])
-            target = starts if kind == "start" else ends
-            if key in target:
-                entry.problems.append(f"{source}: {entry.name}: {label(key)} has two {kind} times")
-            target[key] = float(m.group(3))
-            order.append(key)
+            self.seizure(m, source)
         elif line.lower().startswith("seizure"):
             entry.problems.append(f"{source}: {entry.name}: cannot read {line!r}")
-    finish()
-    summary.channels = tuple(first or ())
-    return summary
+
+    def seizure(self, m: re.Match[str], source: str) -> None:
+        """A ``Seizure [N] Start|End Time`` line."""
+        kind = m.group(2).lower()
+        if m.group(1) is not None:
+            key = ("n", int(m.group(1)))
+        else:  # the single form: the i-th start pairs with the i-th end
+            self.single[kind] += 1
+            key = ("u", self.single[kind])
+        target = self.starts if kind == "start" else self.ends
+        if key in target:
+            self.entry.problems.append(f"{source}: {self.entry.name}: {_label(key)} has two {kind} times")
+        target[key] = float(m.group(3))
+        self.order.append(key)
+
+    def finish(self, source: str) -> None:
+        """Pair the starts with the ends into the entry's seizures; check the declared count."""
+        entry = self.entry
+        keys = list(dict.fromkeys(self.order))
+        for k in keys:
+            if k not in self.starts or k not in self.ends:
+                what = "end" if k in self.starts else "start"
+                entry.problems.append(f"{source}: {entry.name}: {_label(k)} has no {what} time")
+                continue
+            a, b = self.starts[k], self.ends[k]
+            if b <= a:
+                entry.problems.append(f"{source}: {entry.name}: {_label(k)} ends ({b:g} s) before it "
+                                      f"starts ({a:g} s)")
+                continue
+            entry.seizures.append((a, b))
+        entry.seizures.sort()
+        if entry.declared is not None and entry.declared != len(keys) and not entry.problems:
+            entry.problems.append(f"{source}: {entry.name}: says {entry.declared} seizure(s) but "
+                                  f"gives times of {len(keys)}")
+
+
+class _SummaryReader:
+    """The state of reading one summary file, line by line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.summary = Summary()
+        self.first: list[str] | None = None  # the "Channels in EDF Files" montage
+        self.montage: list[str] = []  # the montage in force
+        self.reading_channels = False
+        self.block: _Block | None = None
+
+    def read(self, text: str) -> Summary:
+        for raw_line in text.splitlines():
+            self.line(raw_line.strip())
+        self.finish_block()
+        self.summary.channels = tuple(self.first or ())
+        return self.summary
+
+    def line(self, line: str) -> None:
+        if not line:
+            self.reading_channels = False
+        elif set(line) <= {"*"}:  # the rules under headings
+            pass
+        elif m := _RATE.match(line):
+            self.summary.rate = float(m.group(1))
+        elif m := _CHANNELS.match(line):
+            self.channels_heading(m.group(1))
+        elif self.reading_channels and (m := _CHANNEL.match(line)):
+            self.channel(int(m.group(1)), m.group(2))
+        elif m := _FILE.match(line):
+            self.file(m.group(1))
+        elif self.block is not None:
+            self.block.line(line, self.source)
+
+    def channels_heading(self, which: str) -> None:
+        """``Channels in EDF Files:`` or ``Channels changed:``: a new montage starts."""
+        self.finish_block()
+        self.montage = []
+        if self.first is None and which.lower().startswith("in"):
+            self.first = self.montage
+        self.reading_channels = True
+
+    def channel(self, idx: int, name: str) -> None:
+        """A ``Channel N: NAME`` line of the montage being read."""
+        while len(self.montage) < idx:
+            self.montage.append("")
+        self.montage[idx - 1] = name
+
+    def file(self, name: str) -> None:
+        """``File Name:``: a recording's block starts, with the montage in force."""
+        self.finish_block()
+        self.reading_channels = False
+        entry = FileEntry(name, channels=tuple(self.montage))
+        self.block = _Block(entry)
+        if name in self.summary.files:
+            entry.problems.append(f"{self.source}: {name} is listed twice")
+        self.summary.files[name] = entry
+
+    def finish_block(self) -> None:
+        if self.block is not None:
+            self.block.finish(self.source)
+            self.block = None
 
 
 #: SUBJECT-INFO cells that mean "not known"
