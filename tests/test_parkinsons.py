@@ -193,25 +193,109 @@ def test_every_window_carries_the_written_labels(demo, processed):
                                               "P3", "P4", "Pz", "O1", "O2", "T7", "T8", "TP7", "TP8", "TP10"]
 
 
-def test_more_theta_in_parkinsons(processed):
-    """The demo's learnable effect: theta (5–6 Hz) stands out over alpha in PD, not in controls."""
+def test_ground_truth_labels_and_effects(demo):
+    """sd-demo-truth.json: the labels of participants.tsv, ds004584's class balance, and the
+    drawn Parkinson's effect (slowing, with spread) handed to the signal model as drawn."""
+    from sd_core.signals.eeg_model import read_truth
+
+    root, truth = demo
+    gt = read_truth(root)
+    subjects = gt["subjects"]
+    assert {s: (t["health"], t["gender"], t["age"]) for s, t in subjects.items()} == \
+        {s: (t["health"], t["gender"], t["age"]) for s, t in read_participants(root / "participants.tsv").items()}
+    assert sorted(subjects) == sorted(truth)
+    assert [t["group"] for t in subjects.values()].count("PD") == round(8 * 100 / 149) == 5
+    for sid, t in subjects.items():
+        state, effect = gt["recordings"][f"{sid}_task-Rest"]["state"], t["effect"]
+        assert 45 <= t["age"] <= 85 and 6.5 <= t["traits"]["iaf"] <= 13.5
+        assert state["iaf_shift"] == pytest.approx(effect["iaf_shift"])
+        assert state["theta"] == pytest.approx(np.sqrt(effect["theta_power_ratio"]))
+        assert state["beta"] == pytest.approx(np.sqrt(effect["beta_power_ratio"]))
+        if t["group"] == "Control":
+            assert effect == {"iaf_shift": 0.0, "theta_power_ratio": 1.0, "beta_power_ratio": 1.0}
+    assert gt["recordings"]["sub-003_task-Rest"]["marked_bad"] == ["FT9"]
+    pd = [t["effect"] for t in subjects.values() if t["group"] == "PD"]
+    assert np.mean([e["iaf_shift"] for e in pd]) < 0  # slowing on average
+    # spread: not every PD subject shows every part of the effect
+    assert any(e["iaf_shift"] > -0.2 or e["theta_power_ratio"] < 1 or e["beta_power_ratio"] > 1 for e in pd)
+
+
+def test_drawn_participants_and_effects_follow_the_model():
+    """Many draws: ds004584's class balance, more men among PD, and the PD effect's sizes and
+    spread (IAF −0.6 ± 0.6 Hz, theta ×1.3, beta ×0.9 in power; some PD subjects without it)."""
+    from sd_parkinsons.demo import draw_effect, draw_genders, draw_groups
+
+    rng = np.random.default_rng(0)
+    for n in (2, 4, 8, 30, 149):
+        groups = draw_groups(rng, n)
+        assert groups.count("PD") == (round(n * 100 / 149) if n < 4 else min(max(round(n * 100 / 149), 2), n - 2))
+    assert draw_groups(np.random.default_rng(1), 30) != draw_groups(np.random.default_rng(2), 30)  # shuffled
+    genders = draw_genders(rng, ["PD"] * 4000 + ["Control"] * 4000)
+    assert 0.57 < genders[:4000].count("M") / 4000 < 0.63 and 0.47 < genders[4000:].count("M") / 4000 < 0.53
+    effects = [draw_effect(rng, "PD") for _ in range(4000)]
+    shift = np.array([e["iaf_shift"] for e in effects])
+    theta = np.log([e["theta_power_ratio"] for e in effects])
+    beta = np.log([e["beta_power_ratio"] for e in effects])
+    assert abs(shift.mean() + 0.6) < 0.05 and abs(shift.std() - 0.6) < 0.05
+    assert abs(np.median(theta) - np.log(1.3)) < 0.03 and abs(theta.std() - 0.35) < 0.03
+    assert abs(np.median(beta) - np.log(0.9)) < 0.03 and abs(beta.std() - 0.3) < 0.03
+    assert 0.1 < (shift > 0).mean() < 0.25  # about one PD subject in six has no slower alpha
+    assert draw_effect(rng, "Control") == {"iaf_shift": 0.0, "theta_power_ratio": 1.0, "beta_power_ratio": 1.0}
+
+
+def posterior_alpha_peak(path: Path) -> float:
+    """The alpha peak (Hz) of a recording: the centroid, 6–14 Hz, of the posterior spectrum above
+    its aperiodic (log-log linear) fit."""
+    import mne
+    from scipy.signal import welch
+
+    raw = mne.io.read_raw_eeglab(path, verbose="error")
+    f, p = welch(raw.get_data(picks=["O1", "O2", "Oz", "POz", "PO3", "PO4", "Pz"]), raw.info["sfreq"],
+                 nperseg=int(8 * raw.info["sfreq"]))
+    p = np.median(p, axis=0)
+    alpha, fit = (f >= 6) & (f <= 14), (f >= 2) & (f <= 35) & ~((f >= 6) & (f <= 14))
+    line = np.polyfit(np.log(f[fit]), np.log(p[fit]), 1)
+    above = np.clip(p[alpha] - np.exp(np.polyval(line, np.log(f[alpha]))), 0, None)
+    return float((f[alpha] * above).sum() / above.sum())
+
+
+def test_alpha_peak_follows_the_drawn_slowing(demo):
+    """Each recording's alpha peak sits at the subject's IAF plus its drawn PD shift; PD subjects
+    with a drawn shift of 0.3 Hz or more are slower than their own trait IAF, most of them."""
+    root, truth = demo
+    peak = {s: posterior_alpha_peak(root / s / "eeg" / f"{s}_task-Rest_eeg.set") for s in truth}
+    iaf = {s: t["traits"].iaf for s, t in truth.items()}
+    shift = {s: t["effect"]["iaf_shift"] for s, t in truth.items()}
+    assert sum(abs(peak[s] - iaf[s] - shift[s]) < 0.3 for s in truth) >= 7
+    slowed = [s for s, t in truth.items() if t["group"] == "PD" and shift[s] <= -0.3]
+    assert len(slowed) >= 2
+    assert sum(peak[s] < iaf[s] for s in slowed) >= 0.75 * len(slowed)
+    measured = {g: np.mean([peak[s] - iaf[s] for s, t in truth.items() if t["group"] == g]) for g in ("PD", "Control")}
+    assert measured["PD"] < measured["Control"] - 0.2
+
+
+def test_images_show_each_subjects_alpha_peak(processed, demo):
+    """The spectrogram images carry the slowing: the alpha row of each subject's mean image
+    follows the subject's drawn alpha frequency (trait IAF plus PD shift)."""
     from PIL import Image
+    from scipy.stats import spearmanr
 
     from sd_core.spectrogram import log_frequencies
 
-    freqs = log_frequencies(R)
-
-    def band(img, lo, hi):
-        rows_ = [R - 1 - (1 + int(np.argmin(np.abs(freqs - h / FS)))) for h in np.linspace(lo, hi, 5)]
-        return img[min(rows_):max(rows_) + 1].mean()
-
-    score = {"PD": [], "H": []}
+    truth = demo[1]
+    freqs = log_frequencies(R) * FS
+    profiles: dict[str, list] = {}
     for r in rows(processed / "metadata.csv"):
         img = np.asarray(Image.open(processed / r["file_name"]), dtype=float)
-        img = img[:, img.sum(0) > 0]
-        score[r["health"]].append(band(img, 5, 6) - band(img, 10, 11))
-    assert np.mean(score["PD"]) > np.mean(score["H"]) + 10
-    assert np.median(score["PD"]) > np.percentile(score["H"], 90)
+        profiles.setdefault(r["subject"], []).append(img[:, img.sum(0) > 0].mean(1))
+    alpha = (freqs >= 7) & (freqs <= 13.5)
+    found, drawn = [], []
+    for s, p in profiles.items():
+        by_freq = np.mean(p, axis=0)[R - 2 - np.arange(R - 1)]  # row R-1-(1+i) holds frequency i
+        found.append(freqs[alpha][np.argmax(by_freq[alpha])])
+        drawn.append(truth[s]["traits"].iaf + truth[s]["effect"]["iaf_shift"])
+    assert sum(abs(a - b) < 0.5 for a, b in zip(found, drawn)) >= 7
+    assert spearmanr(found, drawn).statistic > 0.8
 
 
 # -- BIDS metadata: sidecar rate and bad channels ---------------------------------------------------

@@ -38,16 +38,60 @@ def claim_folder(folder: Path, what: str) -> None:
     (folder / OWNER_MARKER).write_text("created by sd demo; it may write and replace files here\n")
 
 
-def write_demo_raw(plugin, root: Path, seed: int) -> bool:
+#: bump when the demo writers change what they write: an older demo's raw data is then rewritten
+DEMO_DATA_VERSION = 2
+
+
+def write_demo_raw(plugin, root: Path, seed: int, size: str = "small", kwargs: dict | None = None) -> bool:
     """Write the plugin's demo data set once, only into a folder the demo created; returns False
-    if it was already there."""
+    if the same demo (writer version, seed, size) is already there. The marker lists every file
+    written with its SHA-256, so that a demo of another size or version replaces exactly those
+    files (a file changed since refuses the removal; nothing else is touched)."""
+    import json
+
+    from sd_core.runs.owned import remove_files, sha256_file
+
     marker = root / DONE_MARKER
+    wanted = {"version": DEMO_DATA_VERSION, "seed": seed, "size": size, "arguments": kwargs or {}}
     if marker.exists():
-        return False
+        try:
+            found = json.loads(marker.read_text())
+        except ValueError:  # a marker of sd before version 2: plain text, no file list
+            found = {}
+        if {k: found.get(k) for k in wanted} == wanted:
+            return False
+        remove_files(root, found.get("files", {}))
+        marker.unlink()
     claim_folder(root, "raw recordings")
-    plugin.write_demo(root, seed=seed)
-    marker.write_text("written by sd demo\n")
+    plugin.write_demo(root, seed=seed, **(kwargs or {}))
+    files = {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
+             if p.is_file() and p.name not in (DONE_MARKER, OWNER_MARKER)}
+    marker.write_text(json.dumps({**wanted, "files": files}, indent=1) + "\n")
     return True
+
+
+def demo_sizes(plugins, size: str, scale: float, work: Path) -> dict[str, dict]:
+    """Writer arguments per data set for ``--size``/``--scale``, after checking the free disk."""
+    from sd_core.errors import ConfigError, SdError
+
+    if not 0 < scale <= 1:
+        raise ConfigError(f"--scale must be in (0, 1], not {scale}")
+    out, need = {}, 0
+    for plugin in plugins:
+        try:
+            out[plugin.name], nbytes = plugin.demo_size(size, scale)
+        except ValueError as exc:
+            raise SdError(f"{exc}; run it with --size small, or leave it out with -d") from None
+        need += nbytes
+    if need:
+        free = shutil.disk_usage(work).free
+        console().print(f"the {size}-size demo (scale {scale:g}) writes about {need / 1e9:.1f} GB of raw "
+                        f"recordings, plus the processed images; {free / 1e9:.1f} GB free in {work}")
+        if need * 1.5 > free:
+            raise SdError(f"not enough disk for the {size}-size demo in {work}: it needs about "
+                          f"{need * 1.5 / 1e9:.1f} GB (raw recordings and images), {free / 1e9:.1f} GB are free; "
+                          "use a smaller --scale or another --workdir")
+    return out
 
 
 def made_with_other_parameters(plugin, out: Path, options) -> bool:
@@ -100,13 +144,18 @@ def example_grid(out: Path, target: Path, columns=(), per_split: int = 4) -> Pat
 @click.option("--dataset", "-d", "only", multiple=True, help="Only these data sets (default: all with a demo).")
 @click.option("--workers", type=int, default=2, show_default=True, help="Preprocessing worker processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="small: a few subjects, minutes of recording; full: the real data sets' subject "
+                   "counts and hours (times --scale), for benchmarks of scale.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="With --size full: this fraction of the real subjects and hours.")
 @click.option("--skip-training", is_flag=True, help="Stop after preprocessing.")
 @click.option("--diffusion", "diffusion_dataset", default="parkinsons", show_default=True,
               help="Data set the demo's diffusion model learns (its main task is the condition); "
                    "'' skips the diffusion stage.")
 @click.pass_context
-def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, seed: int,
-         skip_training: bool, diffusion_dataset: str) -> None:
+def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, seed: int, size: str,
+         scale: float, skip_training: bool, diffusion_dataset: str) -> None:
     """Run every stage on embedded synthetic data: write each data set's demo recordings in its
     native format, preprocess them, train a classifier on each data set's main task, train a
     tiny conditional diffusion model, generate a balanced set, and report."""
@@ -132,6 +181,7 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
         c.print("[yellow]No installed data set plugin can write demo data; nothing to preprocess.[/]")
         return
 
+    sizes = demo_sizes([reg.dataset(n) for n in names], size, scale, work)
     done: dict[str, Path] = {}
     report = table("sd demo: preprocessing", ["data set", "raw (native format)", "subjects",
                                               "images train/val/test", "failed", "seconds"])
@@ -142,14 +192,14 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
         t0 = time.monotonic()
         try:
             with c.status(f"{name}: writing demo recordings"):
-                write_demo_raw(plugin, raw, seed)
+                wrote = write_demo_raw(plugin, raw, seed, size, sizes[name])
             options = {k: o.default for k, o in dict(plugin.options).items()}
             stale = made_with_other_parameters(plugin, out, options)
             if stale:
                 c.print(f"{name}: the demo's parameters changed since {out} was made; making it again")
             with c.status(f"{name}: preprocessing"):
                 res = preprocess_dataset(plugin, raw, out, DEMO_PREPROCESS, list(plugin.channels),
-                                         options, workers=workers, overwrite=stale)
+                                         options, workers=workers, overwrite=stale or (wrote and out.exists()))
         except SdError as exc:
             failures += 1
             c.print(f"[red]{name}: {escape(str(exc))}[/]")
@@ -167,6 +217,11 @@ def demo(ctx: click.Context, workdir: str, only: tuple[str, ...], workers: int, 
             c.print(f"[red]{name}: {escape(e)}[/]")
         if grid:
             c.print(f"{name}: example images in {grid}")
+        from sd_core.preprocess.demo_figure import raw_figure
+
+        traces = raw_figure(plugin, raw, work / "report" / f"{name}-raw.png", reg)
+        if traces:
+            c.print(f"{name}: raw traces with artefacts marked, and every subject's spectrum, in {traces}")
     c.print(report)
     c.print(f"processed data sets in {work / 'processed'} (set output in \\[datasets.<name>] of sd.toml to reuse them)")
     if not skip_training:

@@ -212,9 +212,22 @@ class DatasetPlugin:
     def write_demo(self, root: Path, seed: int = 0) -> None:
         """Write a small synthetic raw data set in the data set's native layout under ``root``.
 
-        Plugins without a demo writer leave this unimplemented; ``sd demo`` skips them.
+        Plugins without a demo writer leave this unimplemented; ``sd demo`` skips them. A writer
+        may take keyword arguments for larger demos (see :meth:`demo_size`).
         """
         raise NotImplementedError
+
+    def demo_size(self, size: str, scale: float = 1.0) -> tuple[dict[str, Any], int]:
+        """Keyword arguments of :meth:`write_demo` for a demo of ``size`` and the bytes it writes
+        (an estimate, checked against the free disk before anything is written).
+
+        ``"small"``: the default demo (no arguments). ``"full"``: the real data set's subject
+        count and recording hours, times ``scale`` (0 < scale ≤ 1). A plugin without a full-size
+        demo leaves this as it is; ``sd demo --size full`` then says so.
+        """
+        if size == "small":
+            return {}, 0
+        raise ValueError(f"data set {self.name!r} has no {size}-size demo")
 
     @property
     def has_demo(self) -> bool:

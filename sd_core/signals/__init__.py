@@ -5,7 +5,11 @@
 ``resample``           the original's decimation (or polyphase) to the processing rate
 ``decimation_filter``  scipy's decimation filter, designed once per machine and cached
 ``windows``            cutting a recording into the windows that become images
-``synthetic``          synthetic EEG for the embedded demo data sets
+``eeg_model``          realistic synthetic EEG for the demo data sets: subjects, states, recordings
+``artefacts``          its electrodes and artefacts (blinks, eye movements, muscle, pops, chewing)
+``seizures``           its patient-specific seizures
+``noise``              Gaussian noise of a given spectrum, the model's building block
+``synthetic``          the simple synthetic EEG of earlier demos (1/f, rhythms, discharges)
 
 Nothing here knows about plugins, configuration or run folders.
 """

@@ -1,9 +1,24 @@
-"""A small synthetic EEGMAT in its native layout: ``SubjectNN_1.edf`` / ``SubjectNN_2.edf`` and
-``subject-info.csv``, read by the same code that reads the real data set.
+"""A small synthetic EEGMAT in its native layout: ``SubjectNN_1.edf`` (rest) / ``SubjectNN_2.edf``
+(mental arithmetic) and ``subject-info.csv``, read by the same code that reads the real data set,
+plus ``sd-demo-truth.json``: every subject's drawn traits and every recording's state and
+artefacts.
 
-Learnable effects: much less (posterior) alpha and a little more frontal theta and beta during
-mental arithmetic; the alpha peak is at 10.5 Hz for women and 9.5 Hz for men; older subjects have
-a slightly slower, weaker alpha.
+The signals come from :mod:`sd_core.signals.eeg_model` (subjects differ in alpha frequency and
+amplitude, background, electrodes; recordings have drowsiness, eye movements, muscle, pops, line
+noise, sometimes a bad channel). Recorded as in EEGMAT (Zyma et al. 2019, Data 4:14, section 2):
+19 channels of the 10-20 system referenced to linked ears, ``A2-A1`` and ``ECG``, 500 Hz, eyes
+closed; healthy students of 18–26 years; counting quality good or bad.
+
+The arithmetic effect is drawn per subject from EEGMAT's own figures (relative band power, last
+60 s of each real file, as read in sd's issue 25): relative alpha (8–13 Hz of 1–30 Hz) falls from
+0.33 to 0.26 on average and is lower in 29 of 36 subjects; relative theta goes from 0.159 to 0.167
+and is higher in 20 of 36. In absolute power, with the rest of the 1–30 Hz band unchanged, that
+is alpha × 0.713 (0.33 → 0.26 needs A' = 0.26·0.67/0.74 of a total that was 0.33 alpha) and theta
+× 0.94 (relative theta rises only because alpha falls). Each subject's absolute alpha power ratio
+is log-normal with median 0.713 and the spread that leaves 29 of 36 subjects below 1 (σ = 0.39);
+its theta power ratio has median 0.94 and σ = 0.35 (so that about half the subjects gain
+relative theta). Some subjects therefore show no effect or the opposite one, as in the real data.
+Sex, age and counting quality have no effect on the signals.
 """
 
 from __future__ import annotations
@@ -21,70 +36,93 @@ LABELS = (*(f"EEG {c}" for c in EEG), "EEG A2-A1", "ECG ECG")
 FS = 500.0
 HEADER = ("Subject", "Age", "Gender", "Recording year", "Number of subtractions", "Count quality")
 
-_POSTERIOR = {"O1": 1.6, "O2": 1.6, "P3": 1.3, "P4": 1.3, "Pz": 1.4, "T5": 1.2, "T6": 1.2}
-_FRONTAL = {"Fp1", "Fp2", "F3", "F4", "F7", "F8", "Fz"}
+#: The arithmetic effect: log-normal power ratios (median, σ of the log), see the module docstring.
+ALPHA_RATIO = (0.713, 0.39)
+THETA_RATIO = (0.94, 0.35)
+#: EEGMAT: 27 women and 9 men, 18–26 years; 26 good counters and 10 bad (Zyma et al. 2019, 2.1).
+P_FEMALE, P_GOOD = 27 / 36, 26 / 36
 
 
 def _ecg(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
-    """A crude ECG (volts): narrow R waves at about 70 beats per minute over a little noise."""
+    """A simple ECG (volts): R waves of about 0.8 mV at 60–80 beats per minute over a little noise."""
     t = np.arange(n) / fs
-    beats = np.cumsum(rng.normal(60 / 70, 0.03, size=int(n / fs * 1.5) + 2))
+    rate = rng.uniform(60, 80)
+    beats = np.cumsum(rng.normal(60 / rate, 0.03, size=int(n / fs * 1.5) + 2))
     x = np.zeros(n)
     for b in beats[beats < t[-1]]:
         x += 800e-6 * np.exp(-0.5 * ((t - b) / 0.012) ** 2) - 150e-6 * np.exp(-0.5 * ((t - b - 0.25) / 0.06) ** 2)
     return x + rng.normal(0, 10e-6, n)
 
 
-def subject_signal(rng: np.random.Generator, seconds: float, gender: str, age: int, math: bool) -> np.ndarray:
-    """(21, samples) volts: the 19 EEG channels, A2-A1 and ECG of one recording."""
-    from sd_core.signals.synthetic import Rhythm, eeg, narrowband
+def draw_subject(rng: np.random.Generator, age: int) -> dict[str, Any]:
+    """A subject's traits and arithmetic effect (power ratios)."""
+    from sd_core.signals.eeg_model import draw_traits
 
-    n = int(round(seconds * FS))
-    x = eeg(rng, len(EEG), n, FS, background_uv=18.0, rhythms=(), line_hz=50.0, line_uv=1.5) * 1e6
-    peak = (10.5 if gender == "F" else 9.5) - 0.05 * (age - 20)
-    alpha_uv = (4.0 if math else 16.0) * (1.0 - 0.01 * (age - 20))
-    alpha = narrowband(rng, 1, n, FS, Rhythm(peak, alpha_uv, 0.05))[0]
-    mix = narrowband(rng, len(EEG), n, FS, Rhythm(peak, alpha_uv * 0.3, 0.05))
-    gains = np.array([_POSTERIOR.get(c, 0.7) for c in EEG])[:, None]
-    x += gains * (alpha[None, :] + mix)
+    traits = draw_traits(rng, age)
+    alpha = float(ALPHA_RATIO[0] * np.exp(rng.normal(0, ALPHA_RATIO[1])))
+    theta = float(THETA_RATIO[0] * np.exp(rng.normal(0, THETA_RATIO[1])))
+    return {"traits": traits, "alpha_power_ratio": round(alpha, 4), "theta_power_ratio": round(theta, 4)}
+
+
+def subject_signal(rng: np.random.Generator, seconds: float, subject: dict[str, Any], math: bool
+                   ) -> tuple[np.ndarray, dict]:
+    """(21, samples) volts: the 19 EEG channels, A2-A1 and ECG of one recording, and its truth."""
+    from sd_core.signals.eeg_model import State, simulate
+
+    state = State()
     if math:
-        front = np.array([1.0 if c in _FRONTAL else 0.4 for c in EEG])[:, None]
-        x += front * narrowband(rng, len(EEG), n, FS, Rhythm(6.0, 7.0, 0.15))
-        x += narrowband(rng, len(EEG), n, FS, Rhythm(20.0, 5.0, 0.25))
-    ref = eeg(rng, 1, n, FS, background_uv=6.0, rhythms=(), line_hz=50.0) * 1e6
-    out = np.vstack([x * 1e-6, ref * 1e-6, _ecg(rng, n, FS)[None, :]])
-    return out
+        state = State(alpha=float(np.sqrt(subject["alpha_power_ratio"])),
+                      theta=float(np.sqrt(subject["theta_power_ratio"])))
+    x, truth = simulate(rng, subject["traits"], EEG + ("A1", "A2"), seconds, FS, state, line_hz=50.0,
+                        eyes_closed=True)
+    eeg = x[: len(EEG)] - x[len(EEG):].mean(0, keepdims=True)  # linked-ear reference
+    ears = x[len(EEG) + 1] - x[len(EEG)]  # A2-A1
+    n = eeg.shape[1]
+    return np.vstack([eeg, ears[None, :], _ecg(rng, n, FS)[None, :]]), truth
+
+
+def _people(rng: np.random.Generator, n_subjects: int) -> dict[str, dict[str, Any]]:
+    people = {}
+    for i in range(n_subjects):
+        people[f"Subject{i:02d}"] = {
+            "gender": "F" if rng.random() < P_FEMALE else "M",
+            "age": int(rng.integers(18, 27)),
+            "count_quality": int(rng.random() < P_GOOD),
+            "subtractions": round(float(rng.uniform(5, 30)), 2),
+            "files": {},
+        }
+    return people
 
 
 def write_eegmat(root: Path, seed: int = 0, n_subjects: int = 8, rest_seconds: float = 60.0,
                  math_seconds: float = 60.0, subfolder: str | None = None) -> dict[str, dict[str, Any]]:
     """Write the demo data set under ``root`` (EDF files in ``root/subfolder`` if given).
 
-    Returns what was written: {subject: {gender, age, count_quality, files: {stem: doing_math}}}.
+    Returns what was written: {subject: {gender, age, count_quality, files: {stem: doing_math},
+    traits, alpha_power_ratio, theta_power_ratio}}; the same, with each recording's state and
+    artefacts, goes to ``sd-demo-truth.json``.
     """
     from sd_core.signals.edf import export_edf
+    from sd_core.signals.eeg_model import write_truth
 
     root = Path(root)
     edf_dir = root / subfolder if subfolder else root
     edf_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    truth: dict[str, dict[str, Any]] = {}
-    for i in range(n_subjects):
-        sid = f"Subject{i:02d}"
-        gender = "FM"[i % 2]
-        age = int(18 + (i * 5) % 9)
-        quality = int((i // 2) % 2 == 0) if i < 4 else int(i % 3 != 0)
-        truth[sid] = {"gender": gender, "age": age, "count_quality": quality, "files": {},
-                      "subtractions": round(float(rng.uniform(5, 30)), 2)}
+    truth = _people(rng, n_subjects)
     with open(root / "subject-info.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\r\n")
         w.writerow(HEADER)
         for sid, t in truth.items():
             w.writerow([sid, t["age"], t["gender"], 2011, t["subtractions"], t["count_quality"]])
     types = ["eeg"] * (len(LABELS) - 1) + ["ecg"]
+    recordings: dict[str, dict] = {}
     for sid, t in truth.items():
+        t.update(draw_subject(rng, t["age"]))
         for k, seconds, math in (("1", rest_seconds, False), ("2", math_seconds, True)):
-            data = subject_signal(rng, seconds, t["gender"], t["age"], math)
+            data, rec = subject_signal(rng, seconds, t, math)
             export_edf(edf_dir / f"{sid}_{k}.edf", data, LABELS, FS, types)
             t["files"][f"{sid}_{k}"] = int(math)
+            recordings[f"{sid}_{k}"] = rec
+    write_truth(root, truth, recordings)
     return truth

@@ -197,6 +197,14 @@ class MathDataset(DatasetPlugin):
 
         write_eegmat(root, seed, **kw)
 
+    def demo_size(self, size: str, scale: float = 1.0) -> tuple[dict[str, Any], int]:
+        """Full size: EEGMAT's 36 subjects with 180 s of rest and 60 s of arithmetic each (times
+        ``scale`` in subjects); 21 signals of 2-byte EDF samples at 500 Hz."""
+        if size != "full":
+            return super().demo_size(size, scale)
+        n = max(2, round(36 * scale))
+        return {"n_subjects": n, "rest_seconds": 180.0, "math_seconds": 60.0}, n * 240 * 500 * 21 * 2
+
 
 @hookimpl
 def sd_datasets():

@@ -1,6 +1,6 @@
 """A small synthetic ds004584 in its native BIDS layout, read by the same code as the real one::
 
-    dataset_description.json  participants.tsv  README
+    dataset_description.json  participants.tsv  README  sd-demo-truth.json
     sub-001/eeg/sub-001_task-Rest_eeg.set (+ .fdt)  _eeg.json  _channels.tsv
     ...
 
@@ -8,11 +8,37 @@ The ``.set`` files are written by MNE's EEGLAB exporter (``mne.export.export_raw
 which needs ``eeglabio``); that exporter keeps the samples inside the ``.set``, so for all but the
 last subject the samples are then moved to a ``.fdt`` beside it, the way EEGLAB saves large
 recordings (and the way most of ds004584 is stored). The last subject keeps them embedded, so
-both storage forms are exercised.
+both storage forms are exercised. ``sd-demo-truth.json`` holds every subject's labels, drawn
+traits and Parkinson's effect and every recording's state, electrodes and artefacts.
 
-Learnable effects (DESIGN): Parkinson's subjects have more theta (about 5.5 Hz) and a slower
-alpha peak (8.3 Hz instead of 10 Hz); women have an alpha peak 0.4 Hz faster and a little more
-beta than men; alpha slows a little with age.
+The signals come from :mod:`sd_core.signals.eeg_model` (subjects differ in alpha frequency and
+amplitude, background, electrodes; recordings have drowsiness, blinks, eye movements, muscle,
+pops, line noise, sometimes a bad channel). Recorded as in ds004584 (OpenNeuro ds004584, its
+``_eeg.json`` and ``_channels.tsv``): 63 channels of a 64-channel actiCAP with CPz as the online
+reference (CPz is simulated and subtracted, ``reference=("CPz",)``, and is not in the files),
+500 Hz, 60 Hz mains (a US recording), eyes open at rest (blinks and eye movements present).
+
+Participants. Class balance as in ds004584, 100 PD : 49 controls: ``round(n · 100/149)`` of ``n``
+subjects have PD, at least two of each group when ``n ≥ 4``, in an order shuffled by the seed.
+Ages of an older cohort: N(67, 9) years clipped to 45–85 (a choice near the data set's range).
+Sex: Parkinson's disease is about 1.5 times as common in men as in women (Moisan et al. 2016,
+J Neurol Neurosurg Psychiatry 87:952, meta-analysis: male-to-female ratio about 1.5), so
+P(male) = 0.6 among PD subjects and 0.5 among controls (drawn again for a group of two or
+more that came out all one sex, so that a small demo has both sexes in each group). Age slows the alpha rhythm and
+flattens the background through :func:`~sd_core.signals.eeg_model.draw_traits`; sex has no
+effect on the signals.
+
+The Parkinson's effect is EEG slowing: a slower alpha peak, more theta and less beta, found in
+non-demented PD from the first years of the disease (Soikkeli et al. 1991, Electroencephalogr
+Clin Neurophysiol 79:159: slower background rhythm in PD; Stoffers et al. 2007, Brain 130:1847:
+more theta and low-alpha power, less beta, in de novo and established PD; Geraedts et al. 2018,
+Neurology 91:871, systematic review: slowing is the most consistent quantitative EEG finding in
+PD). It is drawn per PD subject, with a spread so that some subjects show none or the opposite:
+an alpha-frequency shift ~ N(−0.6, 0.6) Hz, a theta power ratio log-normal with median 1.3 (log
+SD 0.35) and a beta power ratio log-normal with median 0.9 (log SD 0.3); the rhythms' amplitudes
+are multiplied by the square roots of the power ratios. The directions are those of the papers
+above; the sizes and spreads are choices within them (none of the papers gives a per-subject
+distribution), none tuned to reach a score. Controls are recorded in the default state.
 """
 
 from __future__ import annotations
@@ -34,42 +60,85 @@ CHANNELS = (
     "AF8", "AF4", "F2",
 )
 TASK = "Rest"
-#: (group, gender, age) of the demo subjects: two of each group × gender, then two more.
-PEOPLE = (
-    ("PD", "F", 66), ("PD", "M", 71), ("Control", "F", 63), ("Control", "M", 69),
-    ("PD", "F", 74), ("PD", "M", 62), ("Control", "F", 71), ("Control", "M", 60),
-)
+#: the online reference, simulated and subtracted; US mains
+REFERENCE, LINE_HZ = ("CPz",), 60.0
 #: A channel marked bad in one subject's ``_channels.tsv`` (not one of the image's channels).
 DEMO_BAD = {"sub-003": ("FT9",)}
+#: ds004584: 100 PD and 49 controls
+PD_SHARE = 100 / 149
+#: ages: N(mean, SD) clipped to (low, high), years (a choice, see the module docstring)
+AGE = (67.0, 9.0, 45, 85)
+#: P(male) by group (Moisan et al. 2016: PD about 1.5× as common in men)
+P_MALE = {"PD": 0.6, "Control": 0.5}
+#: the Parkinson's effect: IAF shift N(mean, SD) Hz; power ratios log-normal (median, log SD)
+IAF_SHIFT = (-0.6, 0.6)
+THETA_RATIO = (1.3, 0.35)
+BETA_RATIO = (0.9, 0.3)
 
 
-def _posterior_gain(name: str) -> float:
-    n = name.upper()
-    if n.startswith(("O", "PO")) or n in ("OZ",):
-        return 1.6
-    if n.startswith("P"):
-        return 1.3
-    if n.startswith(("FP", "AF", "F")):
-        return 0.6
-    return 0.9
+def draw_groups(rng: np.random.Generator, n_subjects: int) -> list[str]:
+    """The groups of ``n_subjects`` subjects in ds004584's balance, shuffled by ``rng``."""
+    n_pd = int(round(n_subjects * PD_SHARE))
+    if n_subjects >= 4:
+        n_pd = min(max(n_pd, 2), n_subjects - 2)
+    groups = np.array(["PD"] * n_pd + ["Control"] * (n_subjects - n_pd))
+    return [str(g) for g in groups[rng.permutation(n_subjects)]]
 
 
-def subject_signal(rng: np.random.Generator, seconds: float, health: str, gender: str, age: int) -> np.ndarray:
-    """(63, samples) volts of one resting-state recording."""
-    from sd_core.signals.synthetic import Rhythm, eeg, narrowband
+def draw_effect(rng: np.random.Generator, group: str) -> dict[str, float]:
+    """One subject's Parkinson's effect (none for a control): IAF shift (Hz) and power ratios."""
+    if group != "PD":
+        return {"iaf_shift": 0.0, "theta_power_ratio": 1.0, "beta_power_ratio": 1.0}
+    return {"iaf_shift": round(float(rng.normal(*IAF_SHIFT)), 4),
+            "theta_power_ratio": round(float(THETA_RATIO[0] * np.exp(rng.normal(0, THETA_RATIO[1]))), 4),
+            "beta_power_ratio": round(float(BETA_RATIO[0] * np.exp(rng.normal(0, BETA_RATIO[1]))), 4)}
 
-    n = int(round(seconds * FS))
-    c = len(CHANNELS)
-    x = eeg(rng, c, n, FS, background_uv=16.0, rhythms=(), line_hz=60.0, line_uv=1.5) * 1e6
-    pd = health == "PD"
-    peak = (8.3 if pd else 10.0) + (0.4 if gender == "F" else 0.0) - 0.02 * (age - 65)
-    alpha = narrowband(rng, 1, n, FS, Rhythm(peak, 14.0, 0.05))[0]
-    gains = np.array([_posterior_gain(ch) for ch in CHANNELS])[:, None]
-    x += gains * (alpha[None, :] + narrowband(rng, c, n, FS, Rhythm(peak, 4.0, 0.05)))
-    theta_uv = 11.0 if pd else 3.0
-    x += narrowband(rng, c, n, FS, Rhythm(5.5, theta_uv, 0.12))
-    x += narrowband(rng, c, n, FS, Rhythm(20.0, 4.0 if gender == "F" else 2.5, 0.25))
-    return x * 1e-6
+
+def draw_genders(rng: np.random.Generator, groups: list[str]) -> list[str]:
+    """Each subject's sex, male with probability ``P_MALE[group]``, drawn again for a group of
+    two or more that came out all one sex (so that a small demo has both sexes in each group)."""
+    genders = [""] * len(groups)
+    for group in sorted(set(groups)):
+        where = [i for i, g in enumerate(groups) if g == group]
+        while True:
+            drawn = ["M" if u < P_MALE[group] else "F" for u in rng.random(len(where))]
+            if len(where) < 2 or len(set(drawn)) == 2:
+                break
+        for i, g in zip(where, drawn):
+            genders[i] = g
+    return genders
+
+
+def draw_people(rng: np.random.Generator, n_subjects: int) -> dict[str, dict[str, Any]]:
+    """{sub-XXX: {group, health, gender, age, traits, effect}} of the demo subjects."""
+    from sd_core.signals.eeg_model import draw_traits
+
+    groups = draw_groups(rng, n_subjects)
+    genders = draw_genders(rng, groups)
+    people = {}
+    for i, (group, gender) in enumerate(zip(groups, genders)):
+        age = int(round(float(np.clip(rng.normal(AGE[0], AGE[1]), AGE[2], AGE[3]))))
+        people[f"sub-{i + 1:03d}"] = {"group": group, "health": "PD" if group == "PD" else "H",
+                                      "gender": gender, "age": age, "traits": draw_traits(rng, age),
+                                      "effect": draw_effect(rng, group)}
+    return people
+
+
+def subject_signal(rng: np.random.Generator, seconds: float, subject: dict[str, Any],
+                   bads: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
+    """(63, samples) volts of one eyes-open resting recording referenced to CPz, and its truth.
+    Channels in ``bads`` are flat (electrode off: 5 % of the signal), as ``_channels.tsv`` says."""
+    from sd_core.signals.eeg_model import State, simulate
+
+    effect = subject["effect"]
+    state = State(theta=float(np.sqrt(effect["theta_power_ratio"])),
+                  beta=float(np.sqrt(effect["beta_power_ratio"])), iaf_shift=float(effect["iaf_shift"]))
+    x, truth = simulate(rng, subject["traits"], CHANNELS, seconds, FS, state, line_hz=LINE_HZ,
+                        eyes_closed=False, reference=REFERENCE)
+    for ch in bads:
+        x[CHANNELS.index(ch)] *= 0.05
+    truth["marked_bad"] = list(bads)
+    return x, truth
 
 
 def split_fdt(set_path: Path) -> Path:
@@ -120,15 +189,17 @@ def write_sidecars(eeg_dir: Path, stem: str, n_samples: int, bads: tuple[str, ..
 
 
 def write_ds004584(root: Path, seed: int = 0, n_subjects: int = 8, seconds: float = 60.0) -> dict[str, dict[str, Any]]:
-    """Write the demo data set under ``root``; returns {sub-XXX: {health, gender, age, group}}."""
+    """Write the demo data set under ``root``.
+
+    Returns {sub-XXX: {group, health, gender, age, traits, effect}}; the same, with each
+    recording's state, electrodes and artefacts, goes to ``sd-demo-truth.json``.
+    """
+    from sd_core.signals.eeg_model import write_truth
+
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    truth: dict[str, dict[str, Any]] = {}
-    for i in range(n_subjects):
-        group, gender, age = PEOPLE[i % len(PEOPLE)]
-        truth[f"sub-{i + 1:03d}"] = {"group": group, "health": "PD" if group == "PD" else "H",
-                                     "gender": gender, "age": age + i // len(PEOPLE)}
+    truth = draw_people(rng, n_subjects)
     (root / "dataset_description.json").write_text(json.dumps({
         "Name": "sd demo: resting-state EEG in Parkinson's disease (synthetic, ds004584 layout)",
         "BIDSVersion": "1.8.0", "DatasetType": "raw", "License": "CC0",
@@ -142,10 +213,12 @@ def write_ds004584(root: Path, seed: int = 0, n_subjects: int = 8, seconds: floa
         for sid, t in truth.items():
             w.writerow([sid, t["group"], t["age"], t["gender"]])
     n = int(round(seconds * FS))
+    recordings: dict[str, dict] = {}
     for i, (sid, t) in enumerate(truth.items()):
         eeg_dir = root / sid / "eeg"
         stem = f"{sid}_task-{TASK}"
-        data = subject_signal(rng, seconds, t["health"], t["gender"], t["age"])
+        data, recordings[stem] = subject_signal(rng, seconds, t, DEMO_BAD.get(sid, ()))
         write_recording(eeg_dir / f"{stem}_eeg.set", data, fdt=i < n_subjects - 1)
         write_sidecars(eeg_dir, stem, n, DEMO_BAD.get(sid, ()))
+    write_truth(root, truth, recordings)
     return truth
