@@ -332,26 +332,134 @@ def test_every_window_carries_the_written_labels(demo, processed):
         assert len(width) == 1 and "32-bit samples" in width[0], s["notes"]  # as the demo writes them
 
 
-def test_emotions_shift_band_power(processed):
-    """The demo's learnable effect: alpha (9–11 Hz) against beta (18–22 Hz) orders sad > neutral > fear."""
+def auc(a, b) -> float:
+    """P(a value of ``a`` exceeds one of ``b``), ties counted half."""
+    a, b = np.asarray(a)[:, None], np.asarray(b)[None, :]
+    return float((a > b).mean() + 0.5 * (a == b).mean())
+
+
+def test_emotions_shift_band_power(demo, processed):
+    """The demo's effects survive into the images, at the size the ground truth drew them: neutral
+    clips bring more alpha (8–13 Hz) and negative clips (sad, fear, disgust) more delta (1–3 Hz) at
+    the parietal and occipital channels (each against theta, 4–7 Hz, in the same channel strip;
+    Zheng, Zhu & Lu 2019). Per subject, the shift agrees in sign with the drawn gain in most
+    subjects and is positive on average; the effects are small, so the windows of the emotion and
+    of the other clips overlap (AUC far from 1)."""
     from PIL import Image
 
     from sd_core.spectrogram import log_frequencies
 
-    freqs = log_frequencies(R)
+    root, truth = demo
+    hz = log_frequencies(R) * FS  # rows 1 … R-1, flipped in the image
 
-    def band(img, lo, hi):
-        rows_ = [R - 1 - (1 + int(np.argmin(np.abs(freqs - h / FS)))) for h in np.linspace(lo, hi, 5)]
-        return img[min(rows_):max(rows_) + 1].mean()
+    def rows_in(lo, hi):
+        return [R - 1 - i for i in range(1, R) if lo <= hz[i - 1] <= hi]
 
-    score = {e: [] for e in EMOTIONS}
+    bands = {b: rows_in(*v) for b, v in {"delta": (1, 3), "theta": (4, 7), "alpha": (8, 13)}.items()}
+    po = [CHANNELS.index(c) for c in ("P3", "P4", "PZ", "O1", "O2", "P8")]
+    frames = json.loads((processed / "preprocess.json").read_text())["parameters"]["spectrogram"]["frames"]
+    x0 = (R - len(CHANNELS) * frames) // 2  # strips side by side, in channel order, centred
+    values = {}  # (subject, emotion) -> [(alpha − theta, delta − theta) per window]
     for r in rows(processed / "metadata.csv"):
         img = np.asarray(Image.open(processed / r["file_name"]), dtype=float)
-        img = img[:, img.sum(0) > 0]
-        score[r["emotion"]].append(band(img, 9, 11) - band(img, 18, 22))
-    mean = {e: float(np.mean(v)) for e, v in score.items()}
-    assert mean["sad"] > mean["neutral"] + 5 > mean["fear"] + 10
-    assert np.median(score["sad"]) > np.percentile(score["fear"], 90)
+        strips = img[:, x0:x0 + len(CHANNELS) * frames].reshape(R, len(CHANNELS), frames)[:, po]
+        level = {b: strips[idx].mean() for b, idx in bands.items()}
+        values.setdefault((r["subject"], r["emotion"]), []).append(
+            (level["alpha"] - level["theta"], level["delta"] - level["theta"]))
+    for k, (band, emotions) in enumerate((("alpha", ("neutral",)), ("delta", ("sad", "fear", "disgust")))):
+        shifts, drawn, inside, outside = [], [], [], []
+        for sid, t in truth.items():
+            a = [v[k] for e in emotions for v in values[(sid, e)]]
+            b = [v[k] for e in EMOTIONS if e not in emotions for v in values[(sid, e)]]
+            shifts.append(np.mean(a) - np.mean(b))
+            drawn.append(np.mean([g["gain"] for e in emotions for g in t["effect"][e] if g["band"] == band]))
+            inside += a
+            outside += b
+        agree = sum((s > 0) == (g > 1) for s, g in zip(shifts, drawn))
+        assert agree >= 4 and np.mean(shifts) > 0, (band, shifts, drawn)
+        assert 0.5 < auc(inside, outside) < 0.8, band
+
+
+def test_emotion_effects_in_the_files_follow_the_truth(demo):
+    """In the raw files, every drawn gain (emotion × band × region) is found again: the band's
+    amplitude in the region's channels during that emotion's clips against the clips of emotions
+    that leave that band and region alone. The subjects' gains spread around 1.10, some below 1,
+    and the measurement follows them."""
+    from scipy.signal import welch
+    from sd_seed.demo import BANDS, REGIONS, STAND_INS
+
+    from sd_core.signals.eeg_model import read_truth
+
+    root, truth = demo
+    written = read_truth(root)
+    back = {v: k for k, v in STAND_INS.items()}
+    drawn, found = [], []
+    for stem, rec in written["recordings"].items():
+        effect = truth[rec["subject"]]["effect"]
+        x = read_raw_neuroscan(root / "EEG_raw" / f"{stem}.cnt").get_data()
+        clips = [s for s in rec["stretches"] if s["emotion"]]
+        for key in sorted({(g["band"], g["region"]) for gains in effect.values() for g in gains}):
+            picks = [SEED_CHANNELS.index(back.get(s, s)) for s in REGIONS[key[1]] if back.get(s, s) in SEED_CHANNELS]
+            lo, hi = BANDS[key[0]]
+
+            def power(s):
+                f, p = welch(x[picks, int(s["start"] * 1000):int(s["stop"] * 1000)], 1000, nperseg=2000)
+                return p[:, (f >= lo) & (f <= hi)].mean()
+
+            hit = {e: g["gain"] for e, gains in effect.items() for g in gains if (g["band"], g["region"]) == key}
+            ref = np.mean([power(s) for s in clips if s["emotion"] not in hit])
+            for e, gain in hit.items():
+                drawn.append(gain)
+                found.append(np.sqrt(np.mean([power(s) for s in clips if s["emotion"] == e]) / ref))
+    drawn, found = np.array(drawn), np.array(found)
+    assert len(drawn) == 5 * 9 and 1.05 < np.median(drawn) < 1.15 and (drawn < 1).any()
+    assert np.mean((drawn > 1) == (found > 1)) >= 0.8
+    assert np.median(np.abs(found - drawn)) < 0.08 and np.corrcoef(drawn, found)[0, 1] > 0.5
+
+
+def test_demo_truth_sessions_and_eye_channels(demo, tmp_path):
+    """The ground truth: participants half and half, every session's stretches tiling its file with
+    the subject's effect; each session its own electrodes, the subject's traits in all; blinks in
+    VEO and horizontal eye movements in HEO."""
+    from sd_core.signals.eeg_model import read_truth
+
+    root, truth = demo
+    written = read_truth(root)
+    assert sorted(t["gender"] for t in truth.values()) in (["F", "F", "M", "M", "M"], ["F", "F", "F", "M", "M"])
+    assert all(19 <= t["age"] <= 28 for t in truth.values())
+    rec = written["recordings"]["1_1_20180804"]
+    spans = [(s["start"], s["stop"]) for s in rec["stretches"]]
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[-1][1] == 152.0
+    effect = truth["1"]["effect"]
+    for s in rec["stretches"]:
+        gains = [g for g in effect.get(s["emotion"], []) if g["band"] != "alpha"] if s["emotion"] else []
+        assert s["band_gains"] == gains
+        assert s["state"]["alpha"] == (effect["neutral"][0]["gain"] if s["emotion"] == "neutral" else 1.0)
+    # eye channels: VEO rises during blinks, HEO steps during horizontal eye movements
+    x = read_raw_neuroscan(root / "EEG_raw" / "1_1_20180804.cnt").get_data() * 1e6
+    t = np.arange(x.shape[1]) / 1000
+
+    def during(kind):
+        m = np.zeros(x.shape[1], bool)
+        for e in rec["artefacts"]:
+            if e["kind"] == kind:
+                m |= (t >= e["start"]) & (t < e["stop"])
+        return m
+
+    heo, veo = (x[SEED_CHANNELS.index(c)] - np.median(x[SEED_CHANNELS.index(c)]) for c in ("HEO", "VEO"))
+    blink, move = during("blink"), during("eye movement")
+    assert blink.any() and move.any()
+    assert np.abs(veo[blink]).mean() > 2 * np.abs(veo[~blink & ~move]).mean()
+    assert np.abs(heo[move]).mean() > 1.5 * np.abs(heo[~blink & ~move]).mean()
+    # two sessions of one subject: the same traits and effect, new electrodes
+    two = write_seed_v(tmp_path / "two", seed=1, n_subjects=1, sessions=(1, 2), clip_seconds=4.0)
+    assert sorted(two["1"]["files"]) == [1, 2]
+    recs = read_truth(tmp_path / "two")["recordings"]
+    assert len(recs) == 2 and [r["session"] for r in recs.values()] == [1, 2]
+    gains = [r["electrodes"]["gain"] for r in recs.values()]
+    assert gains[0] != gains[1]
+    subjects = PLUGIN.find_subjects(tmp_path / "two", OPTIONS)
+    assert [r.id for r in subjects[0].recordings] == [f"s{s}_t{i:02d}" for s in (1, 2) for i in range(1, 16)]
 
 
 # -- bad inputs ------------------------------------------------------------------------------------

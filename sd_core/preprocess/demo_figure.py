@@ -42,16 +42,24 @@ def _class_of(plugin: Any, task: Any, subject: Any, recording: Any) -> str:
         return "all"
 
 
-def _events(truth: dict, rec_id: str) -> list[dict]:
-    rec = truth.get("recordings", {}).get(rec_id, {})
-    events = list(rec.get("artefacts", [])) + list(rec.get("events", []))
-    events += [{"kind": "seizure", **s} for s in rec.get("seizures", [])]
-    return events
+def _events(truth: dict, recording: Any) -> list[dict]:
+    """The recording's artefacts and events from the ground truth (found by recording id or file
+    name), in seconds from the start of the part the recording reads."""
+    recordings = truth.get("recordings", {})
+    stem = Path(recording.path).name.split(".")[0]
+    rec = next((recordings[k] for k in (recording.id, stem, stem.removesuffix("_eeg")) if k in recordings), {})
+    events = list(rec.get("artefacts", [])) + list(rec.get("events", [])) + list(rec.get("lookalikes", []))
+    for s in rec.get("seizures", []):
+        start, stop = (s["start"], s["stop"]) if isinstance(s, dict) else s
+        events.append({"kind": "seizure", "start": start, "stop": stop})
+    offset = recording.start or 0.0
+    return [{**e, "start": e["start"] - offset, "stop": e["stop"] - offset} for e in events
+            if e["stop"] > offset and (recording.stop is None or e["start"] < recording.stop)]
 
 
 def _load(plugin: Any, recording: Any, options: dict, channels: list[str]) -> tuple[np.ndarray, float, list[str]]:
     raw = plugin.read_raw(recording, options)
-    picks = match_channels(channels, raw.ch_names, str(recording.path))
+    picks = match_channels(channels, [plugin.channel_name(n) for n in raw.ch_names], str(recording.path))
     fs = float(raw.info["sfreq"])
     start = int(round((recording.start or 0.0) * fs))
     stop = raw.n_times if recording.stop is None else int(round(recording.stop * fs))
@@ -70,7 +78,9 @@ def gather(plugin: Any, raw_root: Path, registry: Any, max_subjects: int = 12) -
     out: dict[str, list[dict]] = {}
     for subject in plugin.find_subjects(raw_root, options)[:max_subjects]:
         seen: set[str] = set()
-        for rec in subject.recordings:
+        # a recording with a seizure first: the figure shows one where there is one
+        ordered = sorted(subject.recordings, key=lambda r: not any(e["kind"] == "seizure" for e in _events(truth, r)))
+        for rec in ordered:
             cls = _class_of(plugin, task, subject, rec)
             if cls in seen:
                 continue
@@ -80,26 +90,29 @@ def gather(plugin: Any, raw_root: Path, registry: Any, max_subjects: int = 12) -
             except (SdError, OSError, ValueError, RuntimeError):  # left out of the figure
                 continue
             out.setdefault(cls, []).append({"subject": subject.id, "recording": rec.id, "data": data,
-                                            "fs": fs, "channels": names, "events": _events(truth, rec.id)})
+                                            "fs": fs, "channels": names, "events": _events(truth, rec)})
     return out
 
 
 def _trace_panel(ax, item: dict, n_channels: int = 4) -> None:
     fs, data = item["fs"], item["data"]
     idx = np.linspace(0, len(data) - 1, n_channels).round().astype(int)
-    n = min(data.shape[1], int(TRACE_SECONDS * fs))
-    t = np.arange(n) / fs
+    seizures = [e["start"] for e in item["events"] if e["kind"] == "seizure"]
+    t0 = max(0.0, min(seizures) - 3.0) if seizures else 0.0
+    a = int(t0 * fs)
+    n = min(data.shape[1] - a, int(TRACE_SECONDS * fs))
+    t = t0 + np.arange(n) / fs
     for k, i in enumerate(idx):
-        trace = data[i, :n] - np.median(data[i, :n])
+        trace = data[i, a:a + n] - np.median(data[i, a:a + n])
         ax.plot(t, trace - 150 * k, lw=0.5, color="black")
-        ax.text(-0.2, -150 * k, item["channels"][i], ha="right", va="center", fontsize=6)
+        ax.text(t0 - 0.2, -150 * k, item["channels"][i], ha="right", va="center", fontsize=6)
     for e in item["events"]:
-        if e["start"] < TRACE_SECONDS:
-            ax.axvspan(e["start"], min(e["stop"], TRACE_SECONDS), color=COLOURS.get(e["kind"], "grey"),
+        if e["start"] < t0 + TRACE_SECONDS and e["stop"] > t0:
+            ax.axvspan(max(e["start"], t0), min(e["stop"], t0 + TRACE_SECONDS), color=COLOURS.get(e["kind"], "grey"),
                        alpha=0.3, lw=0)
     ax.set_yticks([])
-    ax.set_xlim(0, TRACE_SECONDS)
-    ax.set_title(f"{item['recording']} (first {TRACE_SECONDS:.0f} s, µV, 150 µV apart)", fontsize=7)
+    ax.set_xlim(t0, t0 + TRACE_SECONDS)
+    ax.set_title(f"{item['recording']} ({t0:.0f}–{t0 + TRACE_SECONDS:.0f} s, µV, 150 µV apart)", fontsize=7)
 
 
 def _psd_panel(ax, items: list[dict], title: str) -> None:

@@ -81,16 +81,18 @@ def add_artefacts(rng, x, xyz, channels, fs, traits, state, eyes_closed: bool) -
     rate = traits.blinks_per_min * state.blinks * (0.1 if eyes_closed else 1.0)
     for onset in _times(rng, rate, seconds - 0.5, min_gap=0.5):
         amp, width = rng.uniform(100, 200), rng.uniform(0.2, 0.4)
-        shape = np.exp(-0.5 * ((t - onset - width / 2) / (width / 5)) ** 2)
-        x += amp * blink_top[:, None] * shape[None, :]
+        a, b = max(0, int((onset - 1.0) * fs)), min(n, int((onset + width + 1.0) * fs) + 1)
+        shape = np.exp(-0.5 * ((t[a:b] - onset - width / 2) / (width / 5)) ** 2)
+        x[:, a:b] += amp * blink_top[:, None] * shape[None, :]
         events.append({"kind": "blink", "start": round(onset, 3), "stop": round(onset + width, 3)})
     # Horizontal eye movements: a step of 20–60 µV of opposite sign at F7 and F8, held 0.5–2 s
     # (corneo-retinal dipole; Croft & Barry 2000), about 4 a minute with eyes open (a choice).
     lateral = np.tanh(xyz[:, 0] / 0.04) * _falloff(xyz, eyes, 0.05)
     for onset in _times(rng, 0.0 if eyes_closed else 4.0, seconds - 2.5, min_gap=2.5):
         amp, hold = rng.choice([-1, 1]) * rng.uniform(20, 60), rng.uniform(0.5, 2.0)
-        shape = 0.5 * (np.tanh((t - onset) / 0.04) - np.tanh((t - onset - hold) / 0.04))
-        x += amp * lateral[:, None] * shape[None, :]
+        a, b = max(0, int((onset - 1.0) * fs)), min(n, int((onset + hold + 1.0) * fs) + 1)
+        shape = 0.5 * (np.tanh((t[a:b] - onset) / 0.04) - np.tanh((t[a:b] - onset - hold) / 0.04))
+        x[:, a:b] += amp * lateral[:, None] * shape[None, :]
         events.append({"kind": "eye movement", "start": round(onset, 3), "stop": round(onset + hold, 3)})
     x, muscle = _muscle(rng, x, xyz, fs, traits.muscle_per_min * state.muscle)
     events += muscle

@@ -289,6 +289,24 @@ class ChbmitDataset(DatasetPlugin):
 
         write_chbmit(root, seed, **kw)
 
+    def demo_size(self, size: str, scale: float = 1.0) -> tuple[dict[str, Any], int]:
+        """Full size: the demo's 5 cases with CHB-MIT's hours and seizures per case (about 980 h
+        and 198 seizures over 24 cases: 41 h and 8 seizures a case, Shoeb 2009), times
+        ``scale``, in one-hour recordings as most of CHB-MIT's are; 23 derivations of 2-byte EDF
+        samples at 256 Hz. The other 19 cases are not written."""
+        if size != "full":
+            return super().demo_size(size, scale)
+        from sd_chbmit.demo import CASES
+
+        hours, seizures = max(1, round(980 / 24 * scale)), max(1, round(198 / 24 * scale))
+        cases = {}
+        for case, (gender, age, recordings) in CASES.items():
+            recs = [(f"{case}_{i + 1:02d}", 3600.0, 1 if i < seizures else 0) for i in range(hours)]
+            if any(name.startswith("*") for name, _, _ in recordings):  # keep the montage change
+                recs[-1] = ("*" + recs[-1][0], *recs[-1][1:])
+            cases[case] = (gender, age, recs)
+        return {"cases": cases}, len(cases) * hours * 3600 * 256 * 23 * 2
+
 
 @hookimpl
 def sd_datasets():

@@ -136,6 +136,15 @@ class ParkinsonsDataset(DatasetPlugin):
 
         write_ds004584(root, seed, **kw)
 
+    def demo_size(self, size: str, scale: float = 1.0) -> tuple[dict[str, Any], int]:
+        """Full size: ds004584's 149 participants (times ``scale``), 180 s of rest each (an
+        assumption of the order of the real recordings; sd does not know their exact length);
+        63 float32 channels at 500 Hz."""
+        if size != "full":
+            return super().demo_size(size, scale)
+        n = max(4, round(149 * scale))
+        return {"n_subjects": n, "seconds": 180.0}, n * 180 * 500 * 63 * 4
+
 
 @hookimpl
 def sd_datasets():

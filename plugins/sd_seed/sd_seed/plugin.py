@@ -222,6 +222,16 @@ class SeedDataset(DatasetPlugin):
 
         write_seed_v(root, seed, **kw)
 
+    def demo_size(self, size: str, scale: float = 1.0) -> tuple[dict[str, Any], int]:
+        """Full size: SEED-V's 16 subjects (times ``scale``) × 3 sessions × 15 clips of 183 s (the
+        mean clip of SEED-V's trial tables; every demo clip has the same length); 66 channels of
+        4-byte samples at 1000 Hz."""
+        if size != "full":
+            return super().demo_size(size, scale)
+        n = max(2, round(16 * scale))
+        seconds = 2.0 + 15 * (183.0 + 2.0)
+        return {"n_subjects": n, "clip_seconds": 183.0, "sessions": (1, 2, 3)}, n * 3 * int(seconds * 1000 * 66 * 4)
+
 
 @hookimpl
 def sd_datasets():
