@@ -1,7 +1,7 @@
 """Benchmark: how hard are the demo data sets? Subject-held-out baselines over several seeds.
 
     python benchmarks/bench_baselines.py [--quick] [--json FILE] [--seeds 3] [--datasets math,...]
-                                         [--workdir DIR]
+                                         [--size bench|full] [--scale F] [--workdir DIR]
 
 For every seed (a seed re-draws the demo recordings, the subject split and the training), each
 demo data set is written in its native format at the size below, preprocessed with the demo's
@@ -55,7 +55,7 @@ def prepare(plugin, work: Path, seed: int, size: dict) -> Path:
     plugin.write_demo(raw, seed=seed, **size)
     options = {k: o.default for k, o in dict(plugin.options).items()}
     params = {**DEMO_PREPROCESS, "seed": seed}
-    preprocess_dataset(plugin, raw, out, params, list(plugin.channels), options, workers=1)
+    preprocess_dataset(plugin, raw, out, params, list(plugin.channels), options, workers=2)
     return out
 
 
@@ -236,6 +236,9 @@ def targets(summary: dict) -> list[tuple[str, bool]]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller data sets, for a first look")
+    ap.add_argument("--size", choices=("bench", "full"), default="bench",
+                    help="bench: the sizes above; full: the real data sets' (sd demo --size full), times --scale")
+    ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--datasets", default="math,parkinsons,seed,chbmit")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
@@ -252,6 +255,8 @@ def main(argv=None) -> int:
     names = [n for n in args.datasets.split(",") if n]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="sd-bench-baselines-"))
     sizes = QUICK if args.quick else SIZES
+    if args.size == "full":
+        sizes = {n: registry.dataset(n).demo_size("full", args.scale)[0] for n in names}
     t0 = time.monotonic()
     try:
         per_seed = [one_seed(names, registry, project, work, s, sizes) for s in range(args.seeds)]
@@ -259,7 +264,7 @@ def main(argv=None) -> int:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     summary = summarise(per_seed)
-    summary["seeds"], summary["quick"], summary["seconds"] = args.seeds, args.quick, time.monotonic() - t0
+    summary["seeds"], summary["quick"], summary["size"], summary["seconds"] = args.seeds, args.quick, args.size, time.monotonic() - t0
     print_report(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
