@@ -12,9 +12,46 @@ import numpy as np
 from sd_core.signals.noise import spectral_noise
 
 
+def session_electrodes(rng: np.random.Generator, channels) -> dict:
+    """The electrodes of one session (one application of the cap), for recordings made one after
+    the other with it (EEGMAT's rest and arithmetic files): gains, noise levels, line pick-up and a
+    bad channel as :func:`electrodes` draws them, drawn once."""
+    c = len(channels)
+    gain = np.exp(rng.normal(0, 0.1, size=(c, 1)))
+    noise = np.exp(rng.normal(0, 0.4, size=(c, 1)))
+    line_uv = float(np.exp(rng.normal(0, 1.0)))
+    per_channel = line_uv * np.exp(rng.normal(0, 0.5, size=(c, 1)))
+    bad = None
+    if rng.random() < 0.1:
+        i = int(rng.integers(c))
+        bad = {"channel": str(channels[i]), "kind": "flat" if rng.random() < 0.5 else "noisy", "index": i}
+    return {"gain": gain, "noise": noise, "line_uv": line_uv, "per_channel": per_channel, "bad": bad}
+
+
+def _with_session(rng, x, fs, line_hz, session: dict) -> tuple[np.ndarray, dict]:
+    c, n = x.shape
+    x = x * session["gain"] + rng.standard_normal((c, n)) * session["noise"]
+    x += 8.0 * spectral_noise(rng, c, n, fs, lambda f: (f < 0.3).astype(float) + 1e-9)
+    per_channel = session["per_channel"].copy()
+    bad = session["bad"]
+    if bad is not None:
+        if bad["kind"] == "flat":
+            x[bad["index"]] *= 0.05
+        else:
+            x[bad["index"]] += 30.0 * rng.standard_normal(n)
+            per_channel[bad["index"]] *= 10
+    if line_hz:
+        t = np.arange(n) / fs
+        x += per_channel * np.sin(2 * np.pi * line_hz * t[None, :] + rng.uniform(0, 2 * np.pi, size=(c, 1)))
+    return x, {"gain": [round(float(g), 3) for g in session["gain"][:, 0]], "line_hz": line_hz,
+               "line_uv": round(session["line_uv"], 3),
+               "bad_channel": None if bad is None else {k: bad[k] for k in ("channel", "kind")}, "session": True}
+
+
 def electrodes(rng: np.random.Generator, x: np.ndarray, channels, fs: float,
-               line_hz: float | None) -> tuple[np.ndarray, dict]:
-    """Per-channel gain and noise, slow drift, line noise, and sometimes a bad channel.
+               line_hz: float | None, session: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Per-channel gain and noise, slow drift, line noise, and sometimes a bad channel; with
+    ``session`` (:func:`session_electrodes`), those of the session instead of new ones.
 
     - **Gain**: log-normal, log SD 0.1 per channel (a choice: electrode-skin impedances differ
       between sites and sessions; Kappenman & Luck 2010, Psychophysiology 47:888).
@@ -27,6 +64,8 @@ def electrodes(rng: np.random.Generator, x: np.ndarray, channels, fs: float,
     - **A bad channel** in one recording of ten (a choice): flat (electrode off: 5 % of the
       signal) or noisy (30 µV of broadband noise and ten times the line noise).
     """
+    if session is not None:
+        return _with_session(rng, x, fs, line_hz, session)
     c, n = x.shape
     gain = np.exp(rng.normal(0, 0.1, size=(c, 1)))
     x = x * gain + rng.standard_normal((c, n)) * np.exp(rng.normal(0, 0.4, size=(c, 1)))

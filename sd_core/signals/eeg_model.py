@@ -209,13 +209,15 @@ def background(rng, n_channels, n, fs, exponent):
 
 def simulate(rng: np.random.Generator, traits: Traits, channels, seconds: float, fs: float,
              state: State = State(), line_hz: float | None = 50.0, artefacts: bool = True,
-             eyes_closed: bool = False, reference=()) -> tuple[np.ndarray, dict]:
+             eyes_closed: bool = False, reference=(), session: dict | None = None) -> tuple[np.ndarray, dict]:
     """(channels, samples) volts of one recording, and its ground truth (state, artefacts).
 
     ``reference``: electrodes whose mean is subtracted from every channel, as the recording's
     reference makes it (linked ears ``("A1", "A2")`` for EEGMAT, ``("CPz",)`` for ds004584); they
     are simulated like the others and left out of the result. A shared reference is much of why
-    referential channels correlate."""
+    referential channels correlate. ``session``: the electrodes of the recording's session
+    (:func:`sd_core.signals.artefacts.session_electrodes`, drawn for ``channels`` + ``reference``),
+    shared by recordings made one after the other; by default each recording draws its own."""
     from sd_core.signals import artefacts as art
 
     channels = list(channels)
@@ -246,7 +248,7 @@ def simulate(rng: np.random.Generator, traits: Traits, channels, seconds: float,
         x += state.gamma * source(rhythm(rng, c, n, fs, 38.0, 0.12))
     x *= regions[:, None]
     truth = {"state": {k: v for k, v in state.__dict__.items()}, "drowsy": episodes}
-    x, electrodes = art.electrodes(rng, x, channels, fs, line_hz)
+    x, electrodes = art.electrodes(rng, x, channels, fs, line_hz, session)
     truth["electrodes"] = electrodes
     if artefacts:
         x, events = art.add_artefacts(rng, x, xyz, list(channels), fs, traits, state, eyes_closed)

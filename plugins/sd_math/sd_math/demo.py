@@ -66,15 +66,21 @@ def draw_subject(rng: np.random.Generator, age: int) -> dict[str, Any]:
 
 def subject_signal(rng: np.random.Generator, seconds: float, subject: dict[str, Any], math: bool
                    ) -> tuple[np.ndarray, dict]:
-    """(21, samples) volts: the 19 EEG channels, A2-A1 and ECG of one recording, and its truth."""
+    """(21, samples) volts: the 19 EEG channels, A2-A1 and ECG of one recording, and its truth.
+    The subject's two recordings share one session's electrodes (``subject["session"]``, drawn on
+    first use): EEGMAT recorded rest and then arithmetic with the same cap (Zyma et al. 2019)."""
+    from sd_core.signals.artefacts import session_electrodes
     from sd_core.signals.eeg_model import State, simulate
+
+    if "session" not in subject:
+        subject["session"] = session_electrodes(rng, EEG + ("A1", "A2"))
 
     state = State()
     if math:
         state = State(alpha=float(np.sqrt(subject["alpha_power_ratio"])),
                       theta=float(np.sqrt(subject["theta_power_ratio"])))
     x, truth = simulate(rng, subject["traits"], EEG + ("A1", "A2"), seconds, FS, state, line_hz=50.0,
-                        eyes_closed=True)
+                        eyes_closed=True, session=subject["session"])
     eeg = x[: len(EEG)] - x[len(EEG):].mean(0, keepdims=True)  # linked-ear reference
     ears = x[len(EEG) + 1] - x[len(EEG)]  # A2-A1
     n = eeg.shape[1]
@@ -124,5 +130,6 @@ def write_eegmat(root: Path, seed: int = 0, n_subjects: int = 8, rest_seconds: f
             export_edf(edf_dir / f"{sid}_{k}.edf", data, LABELS, FS, types)
             t["files"][f"{sid}_{k}"] = int(math)
             recordings[f"{sid}_{k}"] = rec
+        t.pop("session")  # recorded in each recording's truth ("electrodes")
     write_truth(root, truth, recordings)
     return truth
