@@ -44,3 +44,29 @@ def test_demo_parkinsons_every_stage(tmp_path):
     assert len(ev["tstr"]["balanced_accuracy"]["health"]["per_seed"]) == 3
     assert set(ev["fid"]) == {"classifier", "bandpower"} and (folder / "report.html").is_file()
     assert "real vs real" in out and "evaluation report:" in out
+
+
+def test_demo_raw_folder_is_rewritten_exactly_when_the_demo_changes(tmp_path):
+    """The demo's raw folder records what it wrote; another size replaces exactly those files,
+    the same demo is left alone, and a file changed since refuses the rewrite."""
+    from sd_core.cli.demo import write_demo_raw
+    from sd_core.errors import SdError
+    from sd_core.plugins import get_registry
+
+    plugin = get_registry().dataset("math")
+    root = tmp_path / "raw" / "math"
+    small = {"n_subjects": 3, "rest_seconds": 8.0, "math_seconds": 8.0}
+    assert write_demo_raw(plugin, root, 0, "small", small)
+    assert (root / "Subject02_2.edf").is_file() and (root / "sd-demo-truth.json").is_file()
+    assert not write_demo_raw(plugin, root, 0, "small", small)
+    (root / "notes.txt").write_text("mine")
+    assert write_demo_raw(plugin, root, 0, "full", {**small, "n_subjects": 2})
+    assert not (root / "Subject02_1.edf").exists() and (root / "Subject01_1.edf").is_file()
+    assert (root / "notes.txt").read_text() == "mine"  # not the demo's: untouched
+    assert write_demo_raw(plugin, root, 2, "full", {**small, "n_subjects": 2})
+    assert (root / "notes.txt").read_text() == "mine"  # nor when the demo's own files are replaced
+    with open(root / "Subject00_1.edf", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(SdError, match="Subject00_1.edf"):
+        write_demo_raw(plugin, root, 1, "full", {**small, "n_subjects": 2})
+    assert (root / "Subject01_2.edf").is_file()  # refused before anything was deleted

@@ -63,9 +63,14 @@ def write_demo_raw(plugin, root: Path, seed: int, size: str = "small", kwargs: d
         remove_files(root, found.get("files", {}))
         marker.unlink()
     claim_folder(root, "raw recordings")
+
+    def hashes() -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name not in (DONE_MARKER, OWNER_MARKER)}
+
+    before = hashes()
     plugin.write_demo(root, seed=seed, **(kwargs or {}))
-    files = {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-             if p.is_file() and p.name not in (DONE_MARKER, OWNER_MARKER)}
+    files = {rel: h for rel, h in hashes().items() if before.get(rel) != h}  # what the writer wrote
     marker.write_text(json.dumps({**wanted, "files": files}, indent=1) + "\n")
     return True
 
