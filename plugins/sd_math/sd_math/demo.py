@@ -4,10 +4,14 @@ plus ``sd-demo-truth.json``: every subject's drawn traits and every recording's 
 artefacts.
 
 The signals come from :mod:`sd_core.signals.eeg_model` (subjects differ in alpha frequency and
-amplitude, background, electrodes; recordings have drowsiness, eye movements, muscle, pops, line
-noise, sometimes a bad channel). Recorded as in EEGMAT (Zyma et al. 2019, Data 4:14, section 2):
-19 channels of the 10-20 system referenced to linked ears, ``A2-A1`` and ``ECG``, 500 Hz, eyes
-closed; healthy students of 18–26 years; counting quality good or bad.
+amplitude, background, electrodes; recordings have drowsiness and waxing alpha). Recorded as in
+EEGMAT (PhysioNet EEGMAT 1.0.0, "Study Methods"; Zyma et al. 2019, Data 4:14): 19 channels of the
+10-20 system referenced to linked ears, ``A2-A1`` and ``ECG``, 500 Hz, eyes closed; filtered with a
+30 Hz cut-off and a 50 Hz notch, and published as artefact-free segments, ICA having removed eye,
+muscle and cardiac artefacts. The demo does the same: no blinks, eye movements, muscle, pops,
+line noise or bad channel in the EEG, a 30 Hz low-pass (4th-order Butterworth, zero phase), and
+the ECG channel kept. 36 healthy students, 9 men and 27 women, 18–26 years (NEMAR nm000109, the
+data set's description); 24 good counters and 12 bad (EEGMAT README).
 
 The arithmetic effect is drawn per subject from EEGMAT's own figures (relative band power, last
 60 s of each real file, as read in sd's issue 25): relative alpha (8–13 Hz of 1–30 Hz) falls from
@@ -39,8 +43,10 @@ HEADER = ("Subject", "Age", "Gender", "Recording year", "Number of subtractions"
 #: The arithmetic effect: log-normal power ratios (median, σ of the log), see the module docstring.
 ALPHA_RATIO = (0.713, 0.39)
 THETA_RATIO = (0.94, 0.35)
-#: EEGMAT: 27 women and 9 men, 18–26 years; 26 good counters and 10 bad (Zyma et al. 2019, 2.1).
-P_FEMALE, P_GOOD = 27 / 36, 26 / 36
+#: EEGMAT: 27 women and 9 men, 18–26 years (NEMAR nm000109); 24 good counters and 12 bad (README).
+P_FEMALE, P_GOOD = 27 / 36, 24 / 36
+#: EEGMAT's filter: a 30 Hz cut-off (PhysioNet EEGMAT, Study Methods)
+LOWPASS_HZ = 30.0
 
 
 def _ecg(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
@@ -73,14 +79,17 @@ def subject_signal(rng: np.random.Generator, seconds: float, subject: dict[str, 
     from sd_core.signals.eeg_model import State, simulate
 
     if "session" not in subject:
-        subject["session"] = session_electrodes(rng, EEG + ("A1", "A2"))
+        subject["session"] = {**session_electrodes(rng, EEG + ("A1", "A2")), "bad": None}  # artefact-free
 
     state = State()
     if math:
         state = State(alpha=float(np.sqrt(subject["alpha_power_ratio"])),
                       theta=float(np.sqrt(subject["theta_power_ratio"])))
-    x, truth = simulate(rng, subject["traits"], EEG + ("A1", "A2"), seconds, FS, state, line_hz=50.0,
-                        eyes_closed=True, session=subject["session"])
+    from scipy.signal import butter, sosfiltfilt
+
+    x, truth = simulate(rng, subject["traits"], EEG + ("A1", "A2"), seconds, FS, state, line_hz=None,
+                        artefacts=False, eyes_closed=True, session=subject["session"])
+    x = sosfiltfilt(butter(4, LOWPASS_HZ, fs=FS, output="sos"), x, axis=1)
     eeg = x[: len(EEG)] - x[len(EEG):].mean(0, keepdims=True)  # linked-ear reference
     ears = x[len(EEG) + 1] - x[len(EEG)]  # A2-A1
     n = eeg.shape[1]
