@@ -67,13 +67,12 @@ def rows_of(out: Path, split: str) -> list[dict]:
 def band_features(out: Path, rows: list[dict]) -> np.ndarray:
     from PIL import Image
 
-    from sd_core.evaluate.bandpower import band_features as features, geometry
+    from sd_core.evaluate.bandpower import band_features as features
+    from sd_core.evaluate.bandpower import geometry
 
     params = json.loads((out / "preprocess.json").read_text())["parameters"]
-    first = np.asarray(Image.open(out / rows[0]["file_name"]))
-    geo = geometry(params, first.shape[0])
     images = np.stack([np.asarray(Image.open(out / r["file_name"])) for r in rows])
-    return features(images, geo)
+    return features(images, geometry(params, images.shape[1]))
 
 
 def classification_tasks(registry, dataset: str) -> dict[str, object]:
@@ -138,13 +137,11 @@ def subset_split(out: Path, fraction: float, seed: int) -> str:
 def cnn_light(registry, project, dataset: str, task: str, out: Path, run: Path, seed: int,
               train_split: str = "train") -> float:
     """Test balanced accuracy of the demo classifier (the demo's experiment, this seed)."""
-    from sd_core.training.demo import DEMO_TRAINING, experiment_text
+    from sd_core.training.demo import experiment_text
     from sd_core.training.loop import train
     from sd_core.training.settings import load_train_experiment
 
-    text = experiment_text(dataset, task, out, run)
-    text = text.replace("[data]\n", f'[data]\ntrain_split = "{train_split}"\n', 1)
-    text = text.replace(f"seed = {DEMO_TRAINING['seed']}\n", f"seed = {seed}\n")
+    text = experiment_text(dataset, task, out, run, train_split=train_split, seed=seed)
     cfg = run.parent / f"{run.name}.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(text)

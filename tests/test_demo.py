@@ -70,3 +70,28 @@ def test_demo_raw_folder_is_rewritten_exactly_when_the_demo_changes(tmp_path):
     with pytest.raises(SdError, match="Subject00_1.edf"):
         write_demo_raw(plugin, root, 1, "full", {**small, "n_subjects": 2})
     assert (root / "Subject01_2.edf").is_file()  # refused before anything was deleted
+
+
+def test_raw_figure_reads_the_recordings_and_marks_the_drawn_artefacts(tmp_path):
+    """The report's raw-data figure: one panel row per class, each subject's recording read by
+    the plugin, and the artefacts of the ground truth on it."""
+    from sd_core.plugins import get_registry
+    from sd_core.preprocess.demo_figure import gather, raw_figure
+    from sd_core.signals.eeg_model import read_truth
+
+    reg = get_registry()
+    plugin = reg.dataset("parkinsons")
+    root = tmp_path / "raw"
+    plugin.write_demo(root, seed=1, n_subjects=4, seconds=12.0)
+    classes = gather(plugin, root, reg)
+    assert set(classes) == {"health=H", "health=PD"}
+    assert sum(len(v) for v in classes.values()) == 4
+    truth = read_truth(root)["recordings"]
+    for items in classes.values():
+        for item in items:
+            assert item["data"].shape[0] == len(item["channels"]) and item["fs"] > 0
+            drawn = truth[f"{item['subject']}_task-Rest"]["artefacts"]  # keyed by file name
+            assert [e["start"] for e in item["events"]] == [e["start"] for e in drawn]
+    assert any(item["events"] for items in classes.values() for item in items)
+    path = raw_figure(plugin, root, tmp_path / "raw.png", reg)
+    assert path.stat().st_size > 10_000

@@ -34,7 +34,7 @@ def _truth(raw_root: Path) -> dict:
         return {}
 
 
-def _class_of(plugin: Any, task: Any, subject: Any, recording: Any) -> str:
+def _class_of(task: Any, subject: Any, recording: Any) -> str:
     labels = {**subject.labels, **recording.labels}
     try:
         return f"{task.name}={task.target_value(labels)}" if task is not None else "all"
@@ -78,10 +78,11 @@ def gather(plugin: Any, raw_root: Path, registry: Any, max_subjects: int = 12) -
     out: dict[str, list[dict]] = {}
     for subject in plugin.find_subjects(raw_root, options)[:max_subjects]:
         seen: set[str] = set()
+        events = {rec.id: _events(truth, rec) for rec in subject.recordings}
         # a recording with a seizure first: the figure shows one where there is one
-        ordered = sorted(subject.recordings, key=lambda r: not any(e["kind"] == "seizure" for e in _events(truth, r)))
+        ordered = sorted(subject.recordings, key=lambda r: not any(e["kind"] == "seizure" for e in events[r.id]))
         for rec in ordered:
-            cls = _class_of(plugin, task, subject, rec)
+            cls = _class_of(task, subject, rec)
             if cls in seen:
                 continue
             seen.add(cls)
@@ -90,7 +91,7 @@ def gather(plugin: Any, raw_root: Path, registry: Any, max_subjects: int = 12) -
             except (SdError, OSError, ValueError, RuntimeError):  # left out of the figure
                 continue
             out.setdefault(cls, []).append({"subject": subject.id, "recording": rec.id, "data": data,
-                                            "fs": fs, "channels": names, "events": _events(truth, rec)})
+                                            "fs": fs, "channels": names, "events": events[rec.id]})
     return out
 
 

@@ -12,6 +12,14 @@ import numpy as np
 from sd_core.signals.noise import spectral_noise
 
 
+def _draw_bad(rng: np.random.Generator, channels) -> dict | None:
+    """A bad channel in one recording (or session) of ten: flat or noisy."""
+    if rng.random() >= 0.1:
+        return None
+    i = int(rng.integers(len(channels)))
+    return {"channel": str(channels[i]), "kind": "flat" if rng.random() < 0.5 else "noisy", "index": i}
+
+
 def session_electrodes(rng: np.random.Generator, channels) -> dict:
     """The electrodes of one session (one application of the cap), for recordings made one after
     the other with it (EEGMAT's rest and arithmetic files): gains, noise levels, line pick-up and a
@@ -21,19 +29,14 @@ def session_electrodes(rng: np.random.Generator, channels) -> dict:
     noise = np.exp(rng.normal(0, 0.4, size=(c, 1)))
     line_uv = float(np.exp(rng.normal(0, 1.0)))
     per_channel = line_uv * np.exp(rng.normal(0, 0.5, size=(c, 1)))
-    bad = None
-    if rng.random() < 0.1:
-        i = int(rng.integers(c))
-        bad = {"channel": str(channels[i]), "kind": "flat" if rng.random() < 0.5 else "noisy", "index": i}
-    return {"gain": gain, "noise": noise, "line_uv": line_uv, "per_channel": per_channel, "bad": bad}
+    return {"gain": gain, "noise": noise, "line_uv": line_uv, "per_channel": per_channel,
+            "bad": _draw_bad(rng, channels)}
 
 
-def _with_session(rng, x, fs, line_hz, session: dict) -> tuple[np.ndarray, dict]:
-    c, n = x.shape
-    x = x * session["gain"] + rng.standard_normal((c, n)) * session["noise"]
-    x += 8.0 * spectral_noise(rng, c, n, fs, lambda f: (f < 0.3).astype(float) + 1e-9)
-    per_channel = session["per_channel"].copy()
-    bad = session["bad"]
+def _finish(rng, x, fs, line_hz, gain, line_uv, per_channel, bad) -> tuple[np.ndarray, dict]:
+    """The bad channel and the line noise, and what the electrodes were."""
+    n = x.shape[1]
+    per_channel = per_channel.copy()
     if bad is not None:
         if bad["kind"] == "flat":
             x[bad["index"]] *= 0.05
@@ -42,10 +45,13 @@ def _with_session(rng, x, fs, line_hz, session: dict) -> tuple[np.ndarray, dict]
             per_channel[bad["index"]] *= 10
     if line_hz:
         t = np.arange(n) / fs
-        x += per_channel * np.sin(2 * np.pi * line_hz * t[None, :] + rng.uniform(0, 2 * np.pi, size=(c, 1)))
-    return x, {"gain": [round(float(g), 3) for g in session["gain"][:, 0]], "line_hz": line_hz,
-               "line_uv": round(session["line_uv"], 3),
-               "bad_channel": None if bad is None else {k: bad[k] for k in ("channel", "kind")}, "session": True}
+        x += per_channel * np.sin(2 * np.pi * line_hz * t[None, :] + rng.uniform(0, 2 * np.pi, size=(len(x), 1)))
+    return x, {"gain": [round(float(g), 3) for g in gain[:, 0]], "line_hz": line_hz, "line_uv": round(line_uv, 3),
+               "bad_channel": None if bad is None else {k: bad[k] for k in ("channel", "kind")}}
+
+
+def _drift(rng, c: int, n: int, fs: float) -> np.ndarray:
+    return 8.0 * spectral_noise(rng, c, n, fs, lambda f: (f < 0.3).astype(float) + 1e-9)
 
 
 def electrodes(rng: np.random.Generator, x: np.ndarray, channels, fs: float,
@@ -64,29 +70,19 @@ def electrodes(rng: np.random.Generator, x: np.ndarray, channels, fs: float,
     - **A bad channel** in one recording of ten (a choice): flat (electrode off: 5 % of the
       signal) or noisy (30 µV of broadband noise and ten times the line noise).
     """
-    if session is not None:
-        return _with_session(rng, x, fs, line_hz, session)
     c, n = x.shape
+    if session is not None:
+        x = x * session["gain"] + rng.standard_normal((c, n)) * session["noise"]
+        x += _drift(rng, c, n, fs)
+        x, info = _finish(rng, x, fs, line_hz, session["gain"], session["line_uv"], session["per_channel"],
+                          session["bad"])
+        return x, {**info, "session": True}
     gain = np.exp(rng.normal(0, 0.1, size=(c, 1)))
     x = x * gain + rng.standard_normal((c, n)) * np.exp(rng.normal(0, 0.4, size=(c, 1)))
-    x += 8.0 * spectral_noise(rng, c, n, fs, lambda f: (f < 0.3).astype(float) + 1e-9)
+    x += _drift(rng, c, n, fs)
     line_uv = float(np.exp(rng.normal(0, 1.0)))
     per_channel = line_uv * np.exp(rng.normal(0, 0.5, size=(c, 1)))
-    bad = None
-    if rng.random() < 0.1:
-        i = int(rng.integers(c))
-        kind = "flat" if rng.random() < 0.5 else "noisy"
-        bad = {"channel": str(channels[i]), "kind": kind}
-        if kind == "flat":
-            x[i] *= 0.05
-        else:
-            x[i] += 30.0 * rng.standard_normal(n)
-            per_channel[i] *= 10
-    if line_hz:
-        t = np.arange(n) / fs
-        x += per_channel * np.sin(2 * np.pi * line_hz * t[None, :] + rng.uniform(0, 2 * np.pi, size=(c, 1)))
-    return x, {"gain": [round(float(g), 3) for g in gain[:, 0]], "line_hz": line_hz,
-               "line_uv": round(line_uv, 3), "bad_channel": bad}
+    return _finish(rng, x, fs, line_hz, gain, line_uv, per_channel, _draw_bad(rng, channels))
 
 
 def _times(rng, per_min: float, seconds: float, min_gap: float = 0.0) -> list[float]:

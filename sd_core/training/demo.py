@@ -18,11 +18,15 @@ DEMO_TRAINING = {"epochs": 8, "lr": 2e-3, "weight_decay": 0.01, "schedule": "cos
                  "warmup_steps": 5, "seed": 0}
 
 
-def experiment_text(dataset: str, task: str, processed: Path, run: Path) -> str:
+def experiment_text(dataset: str, task: str, processed: Path, run: Path, train_split: str = "train",
+                    seed: int | None = None) -> str:
+    """The demo's experiment file; ``train_split`` and ``seed`` for runs like it (benchmarks)."""
+    training = {**DEMO_TRAINING, **({} if seed is None else {"seed": seed})}
     lines = [
         f"# sd demo: a {task} classifier on the demo's {dataset} data. Run it with",
         f"#   sd train {dataset}-classifier.toml",
         "[data]",
+        *([f"train_split = {toml_value(train_split)}"] if train_split != "train" else []),
         f"datasets = {toml_value([dataset])}",
         f"tasks = {toml_value([task])}",
         f"paths = {{ {dataset} = {toml_value(str(processed))} }}",
@@ -34,7 +38,7 @@ def experiment_text(dataset: str, task: str, processed: Path, run: Path) -> str:
         "embedding_dim = 128",
         "",
         "[training]",
-        *[f"{k} = {toml_value(v)}" for k, v in DEMO_TRAINING.items()],
+        *[f"{k} = {toml_value(v)}" for k, v in training.items()],
         f"output_dir = {toml_value(str(run))}",
         "",
     ]

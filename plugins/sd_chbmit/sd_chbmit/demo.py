@@ -131,7 +131,7 @@ def free_span(rng: np.random.Generator, seconds: float, length: float, busy: lis
 
 def movement(rng: np.random.Generator, x: np.ndarray, fs: float, start: float, stop: float) -> tuple[np.ndarray, dict]:
     """A movement artefact on every electrode (µV): irregular slow activity with muscle."""
-    from sd_core.signals.eeg_model import spectral_noise
+    from sd_core.signals.noise import spectral_noise
 
     c = x.shape[0]
     a, b = int(start * fs), min(x.shape[1], int(stop * fs))
