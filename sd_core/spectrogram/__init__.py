@@ -4,6 +4,7 @@
 ``basis``    the log-bin bases, folded and factored for float32 products
 ``logbins``  the fast log-bin engine (a chunk of windows -> images)
 ``refine``   the float32 error model and exact float64 recomputation of flagged bins
+``boundary`` exact strip ranges, and float64 rounding of bins beside a grey-level boundary
 ``linear``   linear bins (float64 FFT)
 ``threads``  the thread pool, and BLAS kept to one thread with threadpoolctl
 

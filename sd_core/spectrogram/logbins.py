@@ -4,9 +4,11 @@ All frames (every frame of every channel of a chunk of windows; frames are the c
 through the folded, factored bases of :mod:`sd_core.spectrogram.basis` in float32.  Each
 channel is first demeaned in float64 and scaled by a power of two (exact, undone in the dB
 step), so float32 never under- or overflows.  Bins that float32 could get visibly wrong are
-then recomputed exactly (:mod:`sd_core.spectrogram.refine`), and the pixel step turns powers
-into grey levels.  Element-wise stages split their rows over the cores
-(:func:`sd_core.spectrogram.threads.parallel`).
+then recomputed exactly (:mod:`sd_core.spectrogram.refine`), each strip's range is made exact
+and the pixel step turns powers into grey levels, recomputing in float64 the bins that lie
+within their error of a grey-level boundary (:mod:`sd_core.spectrogram.boundary`): pixels
+depend on the window only, not on the BLAS kernel, the threads or the batch.  Element-wise
+stages split their rows over the cores (:func:`sd_core.spectrogram.threads.parallel`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from sd_core.spectrogram.basis import LogBasis
+from sd_core.spectrogram.boundary import BinBounds, boundary_bins, exact_pixels, exact_ranges
 from sd_core.spectrogram.plan import EPS, FLAT_DB, FLOOR_DB, SpectrogramPlan, to_grey
 from sd_core.spectrogram.refine import (
     PRECISE_SPAN_DB,
@@ -232,20 +235,28 @@ def _pixels(ch: _LogChunk, work: LogWork, lo_db: np.ndarray, hi_db: np.ndarray):
         bright = (hi_db > ch.dc_db).reshape(-1) & (span.reshape(-1) > FLAT_DB)
     pix = work.array("pix", K, N)
 
+    bounds, errcol, edges = BinBounds.of(ch, gain, off), work.lb.errcol, []
+
     def run(j0, j1):
         for a in range(j0, j1, _ROW_BLOCK):
             z = min(a + _ROW_BLOCK, j1)
             v = power[a:z]
+            amp = np.sqrt(v)
             if not plain:
-                np.sqrt(v, out=v)
-                v += eps_col
+                np.add(amp, eps_col, out=v)
             np.log10(v, out=v)
             v *= g
+            t_abs = np.abs(v)
             v += off
+            jj, cc = boundary_bins(amp, v, t_abs, bounds, errcol[a:z], plain)
+            edges.append((jj + a, cc))
             np.clip(v, 0.0, top, out=v)
             np.copyto(pix[a:z], v, casting="unsafe")
 
     parallel(run, K)
+    jj, cc = (np.concatenate(z) for z in zip(*edges, strict=True))
+    if jj.size:  # bins that could round either way: exact float64 grey levels
+        pix[jj, cc] = exact_pixels(ch, work.lb, jj, cc, lo_db, span, ch.plan.rounding)
     ch.power = None  # overwritten
     if truncate:
         pix[rows_[bright], cols[bright]] = 255
@@ -258,7 +269,8 @@ def log_chunk(xb: np.ndarray, work: LogWork, out: np.ndarray) -> None:
     plan, lb = work.plan, work.lb
     ch = _prepare(xb, work)
     _float32_power(ch, work)
-    lo_db, hi_db = refine(ch, lb)
+    refine(ch, lb)
+    lo_db, hi_db = exact_ranges(ch, lb)
     pix, dc_pix, span = _pixels(ch, work, lo_db, hi_db)
     b, C = span.shape
     F = plan.n_frames

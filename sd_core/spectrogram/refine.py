@@ -146,27 +146,43 @@ def _suspects(pw: np.ndarray, errcol: np.ndarray, xnorm: np.ndarray, rel: np.nda
     return jc[ok], cc[ok]
 
 
+def frame_powers(e64: np.ndarray, o64: np.ndarray, lb: LogBasis) -> np.ndarray:
+    """Exact float64 powers (K, m) of whole folded frames (m, K) and (m, K-1)."""
+    re, im = e64 @ lb.cos.full64, o64 @ lb.sin.full64
+    return (re * re + im * im).T
+
+
 def _exact_bins(ch, lb: LogBasis, jj: np.ndarray, cols: np.ndarray) -> None:
     """power[jj, cols] = exact float64 powers (folded in float64, exact basis)."""
     K = ch.power.shape[0]
     ucols, inv, counts = np.unique(cols, return_inverse=True, return_counts=True)
-    e64, o64 = fold(ch.frames64[ch.frame_index(ucols)], K)  # (m, K), (m, K-1)
     many = counts > K // 16  # frames with many suspects: whole frame with a matrix product
     if many.any():
-        sel = np.nonzero(many)[0]
-        re = e64[sel] @ lb.cos.full64
-        im = o64[sel] @ lb.sin.full64
-        ch.power[:, ucols[sel]] = (re * re + im * im).T
+        sel = ucols[many]
+        ch.power[:, sel] = frame_powers(*fold(ch.frames64[ch.frame_index(sel)], K), lb)
     few = ~many[inv]
     if few.any():
-        j, r = jj[few], inv[few]
-        for i0 in range(0, j.size, 4096):
-            js, rs = j[i0 : i0 + 4096], r[i0 : i0 + 4096]
-            re = np.einsum("ik,ik->i", e64[rs], lb.cos_t[js])
-            im = np.einsum("ik,ik->i", o64[rs], lb.sin_t[js])
-            ch.power[js, ucols[rs]] = re * re + im * im
+        ch.power[jj[few], cols[few]] = exact_powers(ch, lb, jj[few], cols[few])
 
 
+# Bins recomputed per block in exact_powers (frames and basis rows stay in the core's cache).
+_EXACT_BLOCK = 512
+
+
+def exact_powers(ch, lb: LogBasis, jj: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Exact float64 powers of bins (jj, cols), taken in order of their frame, a block at a
+    time, each frame folded once per block."""
+    K = lb.cos_t.shape[0]
+    order = np.argsort(cols, kind="stable")
+    p = np.empty(jj.size)
+    for i0 in range(0, jj.size, _EXACT_BLOCK):
+        s = order[i0 : i0 + _EXACT_BLOCK]
+        ucols, inv = np.unique(cols[s], return_inverse=True)
+        e64, o64 = fold(ch.frames64[ch.frame_index(ucols)], K)
+        re = np.einsum("ik,ik->i", e64[inv], lb.cos_t[jj[s]])
+        im = np.einsum("ik,ik->i", o64[inv], lb.sin_t[jj[s]])
+        p[s] = re * re + im * im
+    return p
 
 
 def precise_strip(frames64: np.ndarray, dc_db: float, scale: float, lb: LogBasis, rounding: str):
