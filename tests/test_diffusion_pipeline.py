@@ -1,5 +1,6 @@
-"""A run folder is a diffusers pipeline: SpectrogramPipeline.from_pretrained(RUN), and
-DiffusionPipeline.from_pretrained(RUN, custom_pipeline=...), sample what sd generate samples."""
+"""A run folder is a diffusers pipeline: SpectrogramPipeline.from_pretrained(RUN), and stock
+DiffusionPipeline.from_pretrained(RUN) (no trust_remote_code), sample what sd generate samples;
+a crafted run folder gets nothing imported from it."""
 
 from __future__ import annotations
 
@@ -65,14 +66,13 @@ def test_pipeline_samples_what_sd_generate_samples(runs, kind, tmp_path):
     assert not np.array_equal(other, expected)
 
 
-def test_diffusion_pipeline_loads_a_run_with_the_custom_pipeline(runs, tmp_path):
+def test_stock_diffusion_pipeline_loads_a_run_without_remote_code(runs, tmp_path):
     from diffusers import DiffusionPipeline
 
-    import sd_core.diffusion.pipeline as module
-    from sd_core.diffusion.pipeline import SpectrogramPipeline
+    from sd_core.diffusion.pipeline import SpectrogramPipeline  # registers the class with diffusers
 
     run = runs["unet"]
-    pipe = DiffusionPipeline.from_pretrained(str(run), custom_pipeline=module.__file__, trust_remote_code=True)
+    pipe = DiffusionPipeline.from_pretrained(str(run))
     assert type(pipe).__name__ == "SpectrogramPipeline" and pipe.unet is not None and pipe.transformer is None
     a = pipe({"health": "PD", "age": 62}, num_images=2, num_inference_steps=3, seed=1, output_type="pt").images
     b = SpectrogramPipeline.from_pretrained(str(run))({"health": "PD", "age": 62}, num_images=2,
@@ -88,3 +88,67 @@ def test_diffusion_pipeline_loads_a_run_with_the_custom_pipeline(runs, tmp_path)
     cfg = json.loads((run / "conditioning" / "config.json").read_text())
     assert cfg["_class_name"] == "Conditioning" and cfg["classes"] == {"health": ["H", "PD"]}
     assert set(cfg["stats"]) == {"age"}
+
+
+def _crafted(run: Path, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A copy of ``run`` and the marker file its planted module would write if imported."""
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(run, copy)
+    return copy, tmp_path / f"{name}-ran"
+
+
+def _plant(path: Path, marker: Path) -> None:
+    path.write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                    "from sd_core.diffusion.conditioning import Conditioning\n", encoding="utf-8")
+
+
+def test_a_component_module_in_the_run_folder_is_never_imported(runs, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+    from sd_core.errors import SdError
+
+    run, marker = _crafted(runs["unet"], tmp_path, "evil")
+    index = json.loads((run / "model_index.json").read_text())
+    index["conditioning"] = ["evil", "Conditioning"]
+    (run / "model_index.json").write_text(json.dumps(index))
+    _plant(run / "conditioning" / "evil.py", marker)
+    with pytest.raises(SdError, match=r"model_index.json: conditioning must be"):
+        SpectrogramPipeline.from_pretrained(str(run))
+    with pytest.raises(SdError, match="loads no code from a run folder"):
+        SpectrogramPipeline.from_pretrained(str(run), trust_remote_code=True)
+    with pytest.raises(ValueError, match="trust_remote_code"):  # diffusers' own refusal, no import
+        DiffusionPipeline.from_pretrained(str(run))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"unet": ["os", "system"]}, r"unet comes from 'os'"),
+    ({"unet": ["diffusers", "NoSuchModel"]}, r"diffusers has no class 'NoSuchModel'"),
+    ({"_class_name": "StableDiffusionPipeline"}, r"_class_name must be 'SpectrogramPipeline'"),
+    ({"safety_checker": ["diffusers", "UNet2DModel"]}, r"unknown component 'safety_checker'"),
+    ({"scheduler": "DDPMScheduler"}, r"scheduler must be \[library, class\]"),
+])
+def test_a_crafted_model_index_is_refused_naming_the_file(runs, tmp_path, change, message):
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+    from sd_core.errors import SdError
+
+    run, _ = _crafted(runs["unet"], tmp_path, "crafted")
+    index = json.loads((run / "model_index.json").read_text())
+    (run / "model_index.json").write_text(json.dumps({**index, **change}))
+    with pytest.raises(SdError, match=message) as info:
+        SpectrogramPipeline.from_pretrained(str(run))
+    assert str(run / "model_index.json") in str(info.value)
+
+
+def test_code_beside_the_components_is_refused(runs, tmp_path):
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+    from sd_core.errors import SdError
+
+    run, marker = _crafted(runs["unet"], tmp_path, "pipeline-file")
+    _plant(run / "pipeline.py", marker)
+    with pytest.raises(SdError, match=r"holds code \(pipeline.py\)"):
+        SpectrogramPipeline.from_pretrained(str(run))
+    assert not marker.exists()

@@ -6,8 +6,9 @@ with ``from_pretrained``: the network (``unet/`` UNet2DModel, ``unet/`` UNet2DCo
 ``ModelMixin``) and ``scheduler/`` (the DDPM training schedule). So::
 
     from sd_core.diffusion.pipeline import SpectrogramPipeline
-    pipe = SpectrogramPipeline.from_pretrained(RUN)
-    # or: DiffusionPipeline.from_pretrained(RUN, custom_pipeline=sd_core.diffusion.pipeline.__file__)
+    pipe = SpectrogramPipeline.from_pretrained(RUN)   # model_index.json checked first
+    # or, once this module is imported (it registers the class with diffusers):
+    # DiffusionPipeline.from_pretrained(RUN)            # no trust_remote_code, no custom_pipeline
     images = pipe({"health": "PD", "age": 70}, num_images=4, seed=0).images
 
 samples the same images as ``sd generate RUN --condition health=PD,age=70 --n 4 --seed 0`` (same
@@ -42,9 +43,9 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 
 from sd_core.diffusion.conditioning import Conditioning
+from sd_core.diffusion.model_index import MODEL_INDEX, check_model_index
 from sd_core.errors import SdError
 
-MODEL_INDEX = "model_index.json"
 #: the run sub-folders a pipeline takes its network from (the built-in kinds' folders)
 NETWORK_FOLDERS = ("unet", "transformer")
 
@@ -83,6 +84,18 @@ class SpectrogramPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(conditioning=conditioning, scheduler=scheduler, unet=unet, transformer=transformer,
                               vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a run folder after checking its ``model_index.json``
+        (:mod:`sd_core.diffusion.model_index`); remote or custom code is refused."""
+        if kwargs.get("trust_remote_code") or kwargs.get("custom_pipeline") is not None:
+            raise SdError("SpectrogramPipeline loads no code from a run folder: leave out trust_remote_code "
+                          "and custom_pipeline")
+        if not Path(pretrained_model_name_or_path).is_dir():
+            raise SdError(f"{pretrained_model_name_or_path}: not a run folder")
+        check_model_index(Path(pretrained_model_name_or_path))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def denoiser(self):
         """The network and conditioning as sd's sampling loop calls them."""
@@ -171,3 +184,17 @@ class SpectrogramPipeline(DiffusionPipeline):
             pixels = to_uint8(images).numpy()
             out = pixels if output_type == "np" else [Image.fromarray(p) for p in pixels]
         return ImagePipelineOutput(images=out) if return_dict else (out,)
+
+
+def _register_with_diffusers() -> None:
+    """Make ``DiffusionPipeline.from_pretrained(RUN)`` find this class once sd's pipeline module is
+    imported: diffusers looks a local folder's ``_class_name`` up in its own namespace, and
+    otherwise needs ``custom_pipeline`` and ``trust_remote_code=True``, which would also trust
+    any module file in the folder."""
+    import diffusers
+
+    if getattr(diffusers, SpectrogramPipeline.__name__, None) is None:
+        setattr(diffusers, SpectrogramPipeline.__name__, SpectrogramPipeline)
+
+
+_register_with_diffusers()
