@@ -152,3 +152,69 @@ def test_code_beside_the_components_is_refused(runs, tmp_path):
     with pytest.raises(SdError, match=r"holds code \(pipeline.py\)"):
         SpectrogramPipeline.from_pretrained(str(run))
     assert not marker.exists()
+
+
+def test_generate_refuses_to_write_into_its_run_or_the_home_folder(runs, tmp_path):
+    from conftest import run_sd
+
+    run = runs["unet"]
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# mine\n")
+    for out, message in ((run, "is a diffusion run"), (run / "gen", "lies inside a diffusion run"),
+                         (home, "is your home folder")):
+        res = run_sd("generate", str(run), "--out", str(out), "--n", "1", env={"HOME": str(home)})
+        assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    assert sorted(p.name for p in home.iterdir()) == [".bashrc"]
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("num_train_timesteps", 0, "from 2 to 100000"), ("num_train_timesteps", -5, "from 2 to"),
+    ("num_train_timesteps", "abc", "from 2 to"), ("num_train_timesteps", 1e12, "from 2 to"),
+    ("beta_schedule", "evil", "must be one of linear"),
+])
+def test_a_bad_scheduler_config_is_named_not_a_traceback(runs, tmp_path, key, value, why):
+    from conftest import run_sd
+
+    from sd_core.diffusion.pipeline import SpectrogramPipeline
+    from sd_core.errors import SdError
+
+    run, _ = _crafted(runs["unet"], tmp_path, "sched")
+    path = run / "scheduler" / "scheduler_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    res = run_sd("generate", str(run), "--out", str(tmp_path / "gen"), "--n", "1")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"scheduler_config.json: {key} = {value!r} must be" in res.stderr and why in res.stderr, res.stderr
+    with pytest.raises(SdError, match=f"scheduler_config.json: {key}"):
+        SpectrogramPipeline.from_pretrained(str(run))
+
+
+def test_an_unknown_model_kind_names_model_json(runs, tmp_path):
+    from conftest import run_sd
+
+    run, _ = _crafted(runs["unet"], tmp_path, "kind")
+    info = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**info, "kind": "nosuchkind"}))
+    res = run_sd("generate", str(run), "--out", str(tmp_path / "gen"), "--n", "1")
+    assert res.returncode != 0 and "model.json: unknown diffusion model kind 'nosuchkind'" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("file, key, value, message", [
+    ("labels.json", "image_size", -3, "image_size = -3 must be from 1 to 8192"),
+    ("conditioning/config.json", "dim", -1, "dim = -1 must be a whole number from 1 to"),
+    ("conditioning/config.json", "frequencies", 1e9, "frequencies = 1000000000.0 must be a whole number"),
+    ("conditioning/config.json", "categorical", {"health": 0}, "categorical must map each condition"),
+    ("unet/config.json", "sample_size", -4, "sample_size = -4 must be a whole number from 1 to"),
+])
+def test_every_config_read_from_a_run_is_checked(runs, tmp_path, file, key, value, message):
+    """Values torch would meet as negative tensor sizes deep in sampling are named up front."""
+    from sd_core.diffusion.model import load_run
+    from sd_core.errors import SdError
+
+    run, _ = _crafted(runs["unet"], tmp_path, "configs")
+    path = run / file
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    with pytest.raises(SdError, match=f"{file}: {message}"):
+        load_run(run)

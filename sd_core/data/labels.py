@@ -73,9 +73,13 @@ class LabelSpec:
     @classmethod
     def load(cls, path: Path) -> LabelSpec:
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            spec = cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SdError(f"{path}: cannot be read as a run's labels file ({exc})") from None
+        for key in ("image_size", "stored_size"):
+            if not 1 <= getattr(spec, key) <= 8192:
+                raise SdError(f"{path}: {key} = {getattr(spec, key)} must be from 1 to 8192")
+        return spec
 
 
 def label_combos(rows: Sequence[Mapping[str, Any]], tasks: Sequence[ResolvedTask]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ a source naming one reads that one's rows). Rows keep every metadata column as t
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def read_metadata(source: Source, split: str | None = None) -> list[dict[str, st
     if rows and "file_name" not in rows[0]:
         raise DatasetError(f"{path}: no file_name column; is this a processed metadata file?")
     root = str(source.root)
-    for r in rows:
+    for line, r in enumerate(rows, start=2):
+        check_file_name(r["file_name"], f"{path}, line {line}")
         r["_root"] = root
         if source.dataset and not r.get("dataset"):
             r["dataset"] = source.dataset
@@ -71,5 +73,30 @@ def read_metadata(source: Source, split: str | None = None) -> list[dict[str, st
     return rows
 
 
+def check_file_name(name: str | None, where: str) -> str:
+    """A ``file_name`` as the layout writes it: a relative POSIX path of plain parts, so that it
+    names a file inside its set's folder.  Absolute paths, drives, ``..``, ``.``, empty parts and
+    backslashes are refused with ``where`` (file and line) named."""
+    name = name or ""
+    parts = name.split("/")
+    bad = (not name or "\\" in name or "\0" in name or name.startswith("/") or ":" in parts[0]
+           or any(p in ("", ".", "..") for p in parts))
+    if bad:
+        raise DatasetError(f"{where}: file_name {name!r} is not a plain relative path inside the data "
+                           "set's folder (no absolute path, drive, '..' or backslash)")
+    return name
+
+
+def contained(root: Path | str, name: str) -> Path:
+    """``root / name`` after :func:`check_file_name`, refused when a symlink takes it outside
+    ``root``."""
+    path = Path(root) / check_file_name(name, str(root))
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if real != top and not real.startswith(top.rstrip(os.sep) + os.sep):
+        raise DatasetError(f"{path}: leads outside its data set's folder {root} (through a symlink to {real})")
+    return path
+
+
 def image_path(row: dict[str, str]) -> Path:
-    return Path(row["_root"]) / row["file_name"]
+    """The image of a metadata row (see :func:`read_metadata`), inside its set's folder."""
+    return contained(row["_root"], row["file_name"])

@@ -121,12 +121,13 @@ class Conditioning(ModelMixin, ConfigMixin):
 
     @classmethod
     def load(cls, folder: Path) -> Conditioning:
+        from sd_core.diffusion.run_config import check_conditioning_config
         from sd_core.errors import SdError
         from sd_core.runs.safe_state import load_tensors
 
         path = folder / CONFIG
         try:
-            config = json.loads(path.read_text(encoding="utf-8"))
+            config = check_conditioning_config(json.loads(path.read_text(encoding="utf-8")), path)
             module = cls(**{k: v for k, v in config.items() if not k.startswith("_")})
         except FileNotFoundError:
             raise SdError(f"{path} is missing") from None

@@ -56,12 +56,11 @@ def prepare_output(out: Path, overwrite: bool, split: str = "train") -> None:
     """Refuse to mix with an existing data set unless --overwrite, which deletes only the files
     sd wrote there (a user's own files stay; one changed since sd wrote it stops the deletion)."""
     from sd_core.runs.owned import remove_files
+    from sd_core.runs.places import check_output_place
 
+    check_output_place(out, GENERATION)
     if not out.exists():
         return
-    if (out / "preprocess.json").exists():
-        raise SdError(f"{out} holds preprocessed real data (preprocess.json); write generated data "
-                      "elsewhere")
     manifest, log = _records(out)
     known = {**manifest.files, **{r: None for r in log.read()}}
     present = sorted(r for r in known if (out / r).exists())

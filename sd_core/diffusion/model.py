@@ -170,9 +170,21 @@ def load_run(folder: Path, device: str | torch.device = "cpu", registry: Any = N
     """Load the network (EMA weights), conditioning, scheduler config and labels of a run."""
     import json
 
+    from sd_core.diffusion.run_config import check_network_size, check_scheduler_config
+    from sd_core.errors import PluginError
+
     spec = check_run(folder)
     info = run_kind(folder)
-    network = load_network(folder / info["folder"], info["kind"], registry)
+    net_config = folder / info["folder"] / "config.json"
+    if net_config.is_file():
+        try:
+            check_network_size(json.loads(net_config.read_text(encoding="utf-8")), net_config)
+        except (OSError, ValueError) as exc:
+            raise SdError(f"{net_config}: cannot be read ({exc})") from None
+    try:
+        network = load_network(folder / info["folder"], info["kind"], registry)
+    except PluginError as exc:  # an unknown kind: say which file names it
+        raise PluginError(f"{folder / MODEL_JSON}: {exc}") from None
     cond = Conditioning.load(folder / COND_DIR)
     model = Denoiser(network, cond).to(device).eval()
     spath = folder / SCHEDULER_DIR / "scheduler_config.json"
@@ -180,6 +192,7 @@ def load_run(folder: Path, device: str | torch.device = "cpu", registry: Any = N
         sched = json.loads(spath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SdError(f"{spath}: cannot be read ({exc})") from None
+    check_scheduler_config(sched, spath)
     text = None
     if spec.text_encoder:
         text = TextEncoder(Path(spec.text_encoder), where=f"{folder / LABELS}: text_encoder")

@@ -10,7 +10,8 @@ anyone (downloaded, shared by a colleague), so :func:`check_model_index` accepts
 - each component is one the pipeline takes, named ``[library, class]`` with the library
   ``diffusers`` or ``transformers`` (``conditioning``: sd's own ``Conditioning`` only), the
   class one that library has;
-- no Python file lies in the run folder or in a component's folder.
+- no Python file lies in the run folder or in a component's folder;
+- the scheduler config holds valid values (:mod:`sd_core.diffusion.run_config`).
 
 Anything else is an :class:`SdError` naming the file and the key, raised before diffusers runs.
 """
@@ -59,6 +60,15 @@ def check_model_index(run: Path) -> dict:
         if (run / key).is_dir():
             _no_code(run / key, path)
     _no_code(run, path)
+    scheduler = run / "scheduler" / "scheduler_config.json"
+    if scheduler.is_file():
+        from sd_core.diffusion.run_config import check_scheduler_config
+
+        try:
+            config = json.loads(scheduler.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SdError(f"{scheduler}: not valid JSON ({exc})") from None
+        check_scheduler_config(config, scheduler)
     return index
 
 

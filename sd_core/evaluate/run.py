@@ -27,9 +27,9 @@ import numpy as np
 
 from sd_core.errors import SdError
 from sd_core.evaluate import stages
+from sd_core.evaluate.inputs import FLOOR_SPLIT, distinct_sets, gen_labels
 
 FORMAT = 1
-FLOOR_SPLIT = "train"
 
 
 @dataclass
@@ -165,6 +165,7 @@ def _read_rows(real: Path, gen: Path, opts: Options, registry: Any) -> tuple[lis
                               ("GEN", gen_rows, "any")):
         if not rows:
             raise SdError(f"{what}: split {split!r} has no rows")
+    distinct_sets(real, gen, opts.real_split, real_rows, train_rows, gen_rows)
     datasets = sorted({r.get("dataset", "") for r in real_rows + train_rows})
     if len(datasets) != 1 or not datasets[0]:
         raise SdError(f"{real}: evaluate one data set at a time (found {', '.join(datasets) or 'none'})")
@@ -195,6 +196,7 @@ def _read_sets(real: Path, gen: Path, out: Path, opts: Options, registry: Any, p
     tasks = [t for t in tasks if t.kind == CLASSIFICATION]
     if not tasks:
         raise SdError(f"--task: {', '.join(names)} has no classification task to compare classes by")
+    gen_labels(gen, tasks, dataset, gen_rows)
     from sd_core.data.images import load_image
 
     size = opts.image_size or load_image(gen_rows[0], None).shape[0]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sd_core.data.sources import contained
 from sd_core.errors import ConfigError, SdError
 from sd_core.meta import weights as W
 from sd_core.meta.components import META_JSON, Component
@@ -88,7 +89,7 @@ def plan_meta(config: Mapping[str, Any], components: Sequence[Component], regist
             base["caption"] = caption_of(base, registry)
             for k in range(n):
                 out.append({**base, "file_name": _target_name(row, split, comp.name, k),
-                            "_src": str(comp.root / row["file_name"])})
+                            "_src": str(contained(comp.root, row["file_name"]))})
         plan.rows[split] = out
         plan.factors[split] = factor
         if weighted:
@@ -124,16 +125,16 @@ def _top_files(splits: Sequence[str]) -> list[str]:
 def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) -> None:
     """Refuse a folder holding a set unless --overwrite, which deletes only files sd wrote."""
     from sd_core.runs.owned import remove_files
+    from sd_core.runs.places import check_output_place
 
     res = out.resolve()
     for c in components:
         if res == c.root or c.root in res.parents or res in c.root.parents:
             raise SdError(f"output folder {out} and component {c.name} ({c.root}) overlap; choose "
                           "another output folder")
+    check_output_place(out, META_JSON)
     if not out.exists():
         return
-    if (out / "preprocess.json").exists() or (out / "generation.json").exists():
-        raise SdError(f"{out} holds a processed or generated data set; write the meta set elsewhere")
     manifest, log = _records(out)
     known = {**manifest.files, **{r: None for r in log.read()}}
     present = sorted(r for r in known if (out / r).exists())
@@ -165,6 +166,32 @@ def _place(src: Path, dst: Path, link: bool) -> bool:
     return False
 
 
+def _stated_size(row: Mapping[str, Any], components: Sequence[Component]) -> int | None:
+    """The image size a row's component says its images have (preprocess.json's resolution,
+    generation.json's image_size), None when it says none."""
+    comp = next((c for c in components if row["source"].startswith(f"{c.name}/")), None)
+    if comp is None:
+        return None
+    size = comp.info.get("parameters", {}).get("resolution") or comp.info.get("image_size")
+    return int(size) if isinstance(size, (int, float)) else None
+
+
+def check_png(src: Path, size: int | None) -> None:
+    """Refuse an image that does not decode as the greyscale PNG (of ``size`` pixels a side) its
+    set says it is, before anything links or copies it."""
+    from PIL import Image
+
+    try:
+        with Image.open(src) as im:
+            im.verify()
+            what = (im.format, im.mode, im.size)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SdError(f"image {src} does not decode as a PNG ({exc})") from None
+    if what[0] != "PNG" or what[1] != "L" or (size and what[2] != (size, size)):
+        want = f"a {size}×{size} greyscale PNG" if size else "a greyscale PNG"
+        raise SdError(f"image {src} is {what[0]} {what[1]} {what[2][0]}×{what[2][1]}, not {want} as its set says")
+
+
 def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False,
                progress: Any = None) -> dict[str, Any]:
     """Write the planned set into ``out``; returns a summary (files, links, copies)."""
@@ -188,6 +215,7 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
         if not src.is_file():
             raise SdError(f"image {src} is missing (listed in the metadata of its component)")
         if r["_src"] not in digests:
+            check_png(src, _stated_size(r, plan.components))
             digests[r["_src"]] = sha256_file(src)
         log.add(r["file_name"])
         linked += _place(src, out / r["file_name"], link)

@@ -169,7 +169,11 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def check_output_safe(out: Path, raw_root: Path) -> None:
-    """Refuse an output folder that is, or contains, the raw data."""
+    """Refuse an output folder that is, or contains, the raw data, or that
+    :func:`sd_core.runs.places.check_output_place` refuses (home, a run, another kind of set)."""
+    from sd_core.runs.places import check_output_place
+
+    check_output_place(out, "preprocess.json", fresh=False)
     if _inside(raw_root, out):
         raise SdError(
             f"output folder {out} contains the raw data {raw_root}; "

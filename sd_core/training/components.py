@@ -11,6 +11,7 @@ import torch
 
 from sd_core.config.experiment import Experiment
 from sd_core.data.images import ProcessedImages
+from sd_core.data.overlap import check_splits
 from sd_core.data.sampling import dataset_class_groups
 from sd_core.data.select import read_rows, sources_for
 from sd_core.data.sources import Source
@@ -26,6 +27,7 @@ class TrainData:
     val: ProcessedImages | None
     test: ProcessedImages | None
     sources: list[Source]
+    split_check: dict | None = None  # sd_core.data.overlap.check_splits: recorded in metrics.json
 
 
 def load_data(exp: Experiment, registry: Any, project: Any) -> TrainData:
@@ -40,6 +42,8 @@ def load_data(exp: Experiment, registry: Any, project: Any) -> TrainData:
         raise SdError(f"the {d['train_split']!r} split of {', '.join(d['datasets'])} has no rows")
     val_rows = read_rows(sources, d["val_split"]) if d["val_split"] else []
     test_rows = read_rows(sources, d["test_split"]) if d["test_split"] else []
+    split_check = check_splits({"train": train_rows, "val": val_rows, "test": test_rows}, d["allow_overlap"],
+                               str(exp.source))
     tasks = resolve_tasks(d["tasks"], d["datasets"], registry, train_rows + val_rows + test_rows)
     check_trainable(tasks, train_rows, d["train_split"])
     tasks = [standardised(t, train_rows) for t in tasks]
@@ -47,7 +51,7 @@ def load_data(exp: Experiment, registry: Any, project: Any) -> TrainData:
     train = ProcessedImages(train_rows, tasks, size, cache)
     val = ProcessedImages(val_rows, tasks, train.size, cache) if val_rows else None
     test = ProcessedImages(test_rows, tasks, train.size, cache) if test_rows else None
-    return TrainData(tasks, train, val, test, sources)
+    return TrainData(tasks, train, val, test, sources, split_check)
 
 
 def balance_groups(exp: Experiment, data: TrainData) -> list | None:

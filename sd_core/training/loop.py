@@ -335,7 +335,7 @@ def finish(acc, run: Path, data: TrainData, registry: Any, wanted, model, state:
     summary = {"best_checkpoint": best, "selection_metric": info["selection_metric"],
                "best": [{"value": v, "checkpoint": n} for v, n in state.best],
                "steps": history["train"][-1]["step"] if history["train"] else 0,
-               "val": val, "test": test, "splits": info["splits"]}
+               "val": val, "test": test, "splits": info["splits"], "split_check": data.split_check}
     if acc.is_main_process:
         ckpt.write_json(run / "history.json", history)
         ckpt.write_json(run / "metrics.json", summary)

@@ -37,6 +37,8 @@ DATA = {
     "extra_train": Key((list,), [], "more processed folders (e.g. sd generate output) added to training",
                        check=_strings),
     "train_split": Key((str,), "train", "split to train on"),
+    "allow_overlap": Key((bool,), False, "accept a subject or image in two of the train, val and test splits, "
+                         "or an image twice in one (a leak: refused unless set)"),
     "val_split": Key((str,), "val", "split to evaluate on during training (\"\" = none)"),
     "test_split": Key((str,), "test", "split the best checkpoint is tested on at the end (\"\" = none)"),
     "image_size": Key((int,), 0, "resize images to S×S (0 = as processed)", check=_non_negative),
