@@ -87,6 +87,15 @@ def test_validation_messages_name_file_key_and_allowed(tmp_path, text, expected)
     assert len(res.stderr.strip().splitlines()) <= 2
 
 
+def test_a_file_not_in_utf8_is_one_line(tmp_path):
+    path = tmp_path / "sd.toml"
+    path.write_bytes('[paths]\noutput_root = "café"\n'.encode("latin-1"))  # a Windows editor's default
+    res = run_sd("--config", str(path), "datasets")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == (f"error: {path}: not UTF-8 text (byte 0xe9 at offset 26); TOML files are "
+                                  "UTF-8: save it in that encoding")
+
+
 def test_config_show_prints_resolved_values(tmp_path):
     path = write(tmp_path / "sd.toml", "[preprocess]\nfs = 125\n[datasets.chbmit]\nraw = \"/data/chb\"\n")
     res = run_sd("--config", str(path), "config", "show", "--json")

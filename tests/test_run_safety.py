@@ -226,11 +226,50 @@ def test_generate_overwrite_deletes_only_what_it_wrote(diffusion_parts, tmp_path
     for path, text in mine.items():
         assert path.read_text() == text
     assert len(list(out.rglob("*.png"))) == 2
-    # a user's metadata.csv where a new set would go is refused by name
+    # a user's folder (here with a metadata.csv where a new set would go) is refused by name
     other = tmp_path / "other"
     other.mkdir()
     (other / "metadata.csv").write_text("mine\n")
     res = run_sd("generate", str(work / "full"), "--n", "2", "--steps", "2", "--out", str(other),
                  cwd=tmp_path, env=ONE_THREAD)
-    one_line_error(res, other / "metadata.csv")
+    assert "is not empty and sd did not create it" in one_line_error(res, other)
     assert (other / "metadata.csv").read_text() == "mine\n" and not list(other.rglob("*.png"))
+
+
+@pytest.mark.parametrize("field, value", [("written", ["../../victim"]), ("latest", "../victim"),
+                                          ("best", [[0.5, "/tmp"]])])
+def test_state_names_outside_the_run_delete_nothing(classifier_run, tmp_path, field, value):
+    """Pruning deletes by the names in state.json: a crafted name stops --resume first (issue 31)."""
+    import shutil
+
+    run = tmp_path / "a" / "b" / "run"
+    shutil.copytree(classifier_run, run)
+    victim = tmp_path / "a" / "victim"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("years of work")
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "finished": False, field: value}))
+    res = run_sd("train", str(run / "config.toml"), "--out", str(run), "--resume", cwd=tmp_path, env=ONE_THREAD)
+    text = one_line_error(res, run / "state.json")
+    assert f"{field} names" in text and "nothing was deleted" in text
+    assert (victim / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == sorted(
+        p.name for p in (classifier_run / "checkpoints").iterdir())
+
+
+def test_diffusion_state_names_outside_the_run_delete_nothing(diffusion_parts, tmp_path):
+    import shutil
+
+    work, part_cfg = diffusion_parts
+    run = tmp_path / "part"
+    shutil.copytree(work / "part", run)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data.csv").write_text("1,2\n")
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "written": [*state["written"], "../../victim"]}))
+    cfg = tmp_path / "part.toml"
+    cfg.write_text(part_cfg.read_text().replace(str(work / "part"), str(run)))
+    res = run_sd("diffusion", "train", str(cfg), "--resume", cwd=tmp_path, env=ONE_THREAD)
+    one_line_error(res, run / "state.json")
+    assert (victim / "data.csv").read_text() == "1,2\n"

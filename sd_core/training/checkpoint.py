@@ -23,6 +23,7 @@ ends in an error naming it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,7 +79,21 @@ class RunState:
             raise SdError(f"{path}: not a state file written by sd") from None
         if "written" not in data:  # written by an older sd, which kept only its own folders
             state.written = sorted({state.latest, *(n for _, n in state.best)} - {""})
+        state.check_names(path)
         return state
+
+    def check_names(self, path: Path) -> None:
+        """Every name read from ``state.json`` must be a checkpoint folder name sd writes
+        (``step-NNNNNN``): pruning deletes by these names, so ``"../../victim"`` in a shared or
+        downloaded run must stop the command before anything is deleted."""
+        if not isinstance(self.written, list) or not isinstance(self.latest, str):
+            raise SdError(f"{path}: not a state file written by sd")
+        named = [("latest", self.latest), *(("best", n) for _, n in self.best),
+                 *(("written", n) for n in self.written)]
+        for key, name in named:
+            if name and not (isinstance(name, str) and CHECKPOINT_NAME.fullmatch(name)):
+                raise SdError(f"{path}: {key} names {name!r}, not a checkpoint folder sd writes "
+                              "(step-NNNNNN); nothing was deleted")
 
     def write(self, run: Path) -> None:
         write_json(run / "state.json", asdict(self))
@@ -101,6 +116,10 @@ def check_fresh_run(run: Path, names: tuple[str, ...] = RUN_FILES) -> None:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
+
+
+#: the names checkpoint_name gives (a step of 6 or more digits)
+CHECKPOINT_NAME = re.compile(r"step-[0-9]{6,}")
 
 
 def save_checkpoint(run: Path, state: RunState, name: str, model: torch.nn.Module, optimizer, scheduler,
