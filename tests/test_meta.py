@@ -99,13 +99,13 @@ def test_build_layout_shares_card_and_byte_identical_rebuild(two_sets):
     got = shares_of(train, ["gender"])
     assert got.keys() == want.keys() and all(abs(got[g] - want[g]) < 1e-9 for g in want), (got, want)
     assert {r["weight"] for r in train if r["dataset"] == "parkinsons"} == {"1.5"}
-    # a row's source is its component's file; the image is that file (a hard link here)
+    # a row's source is its component's file; the image is a copy of it (not the same file)
     r = next(r for r in train if ".copy1." in r["file_name"])
     assert r["source"].startswith("parkinsons/train/")
     src = base / r["source"]
     assert (out / r["file_name"]).read_bytes() == src.read_bytes()
-    assert os.path.samefile(out / r["file_name"], src)
-    assert summary["linked"] == summary["files"] == 152
+    assert not os.path.samefile(out / r["file_name"], src)
+    assert summary["linked"] == 0 and summary["copied"] + summary["reflinked"] == summary["files"] == 152
     # captions come from the data set plugin's caption (one function for every kind of folder)
     m = next(r for r in train if r["dataset"] == "math" and r["doing_math"] == "1")
     assert m["caption"].endswith("during mental arithmetic")
@@ -253,7 +253,8 @@ def test_cli_build_rebuild_and_starter(two_sets, tmp_path):
                  "--out", str(base / "out"))
     assert res.returncode == 0, res.stderr
     out = " ".join(res.stdout.split())
-    assert "train: weights per data set × class" in out and "parkinsons" in out and "152 hard links" in out
+    assert "train: weights per data set × class" in out and "parkinsons" in out
+    assert "152 copies" in out or "152 reflinks" in out
     res = run_sd("meta", "rebuild", str(base / "out"), "--out", str(base / "again"))
     assert res.returncode == 0, res.stderr
     assert tree(base / "out") == tree(base / "again")
@@ -318,3 +319,23 @@ def test_meta_set_of_the_four_demo_data_sets(tmp_path):
     assert "### seed: preprocessing" in card.text and '"nsamps": 500' in card.text
     rebuild(out, tmp_path / "again", registry)
     assert tree(out) == tree(tmp_path / "again")
+
+
+def test_editing_a_mix_image_in_place_leaves_the_component_alone(two_sets):
+    """The default places copies: a user who saves over a mix image (PIL, same path) changes
+    only the mix; hard links are an explicit choice, and the card warns of them (issue 31)."""
+    from PIL import Image
+
+    base = two_sets
+    before = tree(base / "math")
+    _, summary = build(base, '[meta]\ncomponents = ["math"]\nlabels = ["gender"]\n', base / "mix")
+    for rel in [r["file_name"] for r in read_rows(base / "mix" / "metadata.csv")]:
+        Image.new("L", (32, 32), 255).save(base / "mix" / rel)
+    assert tree(base / "math") == before
+    assert "hard links" not in (base / "mix" / "README.md").read_text()
+    _, summary = build(base, '[meta]\ncomponents = ["math"]\nlabels = ["gender"]\nlink = "hardlink"\n',
+                       base / "linked")
+    assert summary["linked"] == summary["files"] > 0
+    row = read_rows(base / "linked" / "metadata.csv")[0]
+    assert os.path.samefile(base / "linked" / row["file_name"], base / row["source"])
+    assert "**The images are hard links to the components' files**" in (base / "linked" / "README.md").read_text()

@@ -21,7 +21,9 @@ def _report(plan, summary, out: Path) -> None:
     for split, diag in plan.diagnostics.items():
         c.print(shares_table(split, diag))
     rows = ", ".join(f"{s} {n}" for s, n in summary["rows"].items())
-    c.print(f"meta set: {out}  ({rows} rows; {summary['linked']} hard links, {summary['copied']} copies)")
+    placed = ", ".join(f"{summary[k]} {what}" for k, what in (("linked", "hard links"), ("reflinked", "reflinks"),
+                                                              ("copied", "copies")) if summary.get(k))
+    c.print(f"meta set: {out}  ({rows} rows; {placed or 'no images'})")
     c.print("  README.md (dataset card), meta.json (rebuild record)"
             + (", weights.png" if plan.diagnostics else ""))
     names = list(dict.fromkeys(d for comp in plan.components for d in comp.datasets))

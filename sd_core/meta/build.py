@@ -7,8 +7,8 @@
 <out>/meta.json   weights.png   README.md               rebuild record, diagnostics, dataset card
 ```
 
-Images are hard links to the components' files where the file system allows, copies otherwise;
-the components are never moved or changed. Every file goes through the ownership manifest
+Images are copies of the components' files (copy-on-write clones where the file system has
+them), or hard links with ``link = "hardlink"``; the components are never moved or changed. Every file goes through the ownership manifest
 (:mod:`sd_core.runs.owned`), so ``--overwrite`` deletes only what a build wrote. The same components
 and configuration give the same folder, byte for byte (``sd meta rebuild`` checks it).
 """
@@ -16,6 +16,7 @@ and configuration give the same folder, byte for byte (``sd meta rebuild`` check
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -147,23 +148,47 @@ def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) 
     log.remove()
 
 
-def _place(src: Path, dst: Path, link: bool) -> bool:
-    """Hard link (atomically, through a temporary name) or copy; True when linked."""
+_FICLONE = 0x40049409  # Linux ioctl: a copy-on-write clone (btrfs, XFS, bcachefs, OCFS2)
+
+
+def _reflink(src: Path, tmp: Path) -> bool:
+    """Clone ``src`` into ``tmp`` where the file system shares blocks copy-on-write; False
+    elsewhere (nothing left at ``tmp``)."""
+    try:
+        import fcntl
+    except ImportError:  # not on this platform
+        return False
+    try:
+        with open(src, "rb") as a, open(tmp, "wb") as b:
+            fcntl.ioctl(b.fileno(), _FICLONE, a.fileno())
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def _place(src: Path, dst: Path, link: str) -> str:
+    """Put ``src`` at ``dst`` atomically (through a temporary name): a reflink where ``link`` is
+    "auto" and the file system has them, a hard link for "hardlink" where it allows, else a copy;
+    returns which ("reflink", "hardlink" or "copy")."""
     from sd_core.runs.files import atomic_write_bytes
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        tmp = dst.with_name(f".{dst.name}.link.tmp")
-        tmp.unlink(missing_ok=True)
+    tmp = dst.with_name(f".{dst.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    if link == "auto" and _reflink(src, tmp):
+        os.replace(tmp, dst)
+        return "reflink"
+    if link == "hardlink":
         try:
             os.link(src, tmp)
             os.replace(tmp, dst)
-            return True
+            return "hardlink"
         except OSError:
             tmp.unlink(missing_ok=True)
     with open(src, "rb") as fh:
         atomic_write_bytes(dst, fh.read())
-    return False
+    return "copy"
 
 
 def _stated_size(row: Mapping[str, Any], components: Sequence[Component]) -> int | None:
@@ -208,8 +233,8 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
     for rel in (*_top_files(splits), *(r["file_name"] for r in rows)):
         manifest.check(rel)  # a user's file in the way stops before anything is written
     digests: dict[str, str] = {}
-    linked = 0
-    link = plan.config["link"] == "auto"
+    placed: Counter = Counter()
+    link = plan.config["link"]
     for i, r in enumerate(rows):
         src = Path(r["_src"])
         if not src.is_file():
@@ -218,7 +243,7 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
             check_png(src, _stated_size(r, plan.components))
             digests[r["_src"]] = sha256_file(src)
         log.add(r["file_name"])
-        linked += _place(src, out / r["file_name"], link)
+        placed[_place(src, out / r["file_name"], link)] += 1
         manifest.files[r["file_name"]] = digests[r["_src"]]
         if progress and i % 200 == 199:
             progress(i + 1, len(rows))
@@ -236,7 +261,7 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
         manifest.write_bytes(WEIGHTS_PNG, weights_png(plan.diagnostics))
     manifest.write_text(CARD, card_text(plan, record, registry))
     return {"out": out, "rows": {s: len(plan.rows[s]) for s in splits}, "files": len(rows),
-            "linked": linked, "copied": len(rows) - linked}
+            "linked": placed["hardlink"], "reflinked": placed["reflink"], "copied": placed["copy"]}
 
 
 def meta_record(plan: MetaPlan) -> dict[str, Any]:

@@ -108,8 +108,11 @@ def card_text(plan: Any, record: Mapping[str, Any], registry: Any) -> str:
              f"{', '.join(cfg['labels']) or '(no label)'} (`weighting = \"{cfg['weighting']}\"`, "
              f"`max_sampling_weight = {cfg['max_sampling_weight']}`; weighted splits: "
              f"{', '.join(cfg['weighted_splits']) or 'none'}). A row of weight w appears about "
-             "w × factor times (hard links or copies of one image); `weight` gives w and `source` "
+             "w × factor times (copies of one image); `weight` gives w and `source` "
              "the component's file. Read it unbalanced: it is balanced already.", "",
+             *(["**The images are hard links to the components' files** (`link = \"hardlink\"`): "
+                "editing one in place (saving over it) changes the component's image too. Copy before "
+                "editing.", ""] if cfg["link"] == "hardlink" else []),
              "```python", "from datasets import load_dataset", "ds = load_dataset(\"imagefolder\", "
              "data_dir=\"<this folder>\")  # or load_dataset(\"<this folder>\")", "```", "",
              "## Components", "",

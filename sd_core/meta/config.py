@@ -53,8 +53,9 @@ META = {
     "splits": Key((list,), list(SPLIT_ORDER), "splits to build", check=_splits),
     "weighted_splits": Key((list,), ["train"], "splits whose rows are weighted and duplicated (the "
                            "others keep each row once, weight 1)", check=_splits),
-    "link": Key((str,), "auto", "auto: hard links where the file system allows, copies otherwise; "
-                "copy: always copy", choices=("auto", "copy")),
+    "link": Key((str,), "auto", "auto: copies (copy-on-write clones where the file system has them); "
+                "copy: plain copies; hardlink: hard links where the file system allows (an image edited in "
+                "place in the mix changes the component's image too)", choices=("auto", "copy", "hardlink")),
     "name": Key((str,), "", "the data set card's title (default: from the components)"),
     "out": Key((str,), "", "output folder, relative to this file (--out wins; default meta/<file name>)"),
 }
