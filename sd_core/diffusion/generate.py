@@ -94,30 +94,35 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
         registry = get_registry()
     spec = spec or check_run(run)
     items = _plan_items(spec, n, conditions, balanced, seed, dataset, prompt)
-    prepare_output(out, overwrite, split)
-    loaded = load_run(run, device)
-    encoder = loaded.text or loaded.model.caption_encoder
-    if prompt is not None and encoder is None:
-        raise SdError(f"--prompt: {run} is not conditioned on captions (train a stable-diffusion kind, or set "
-                      "[model] text_encoder)")
-    sched = make_scheduler(scheduler, loaded.scheduler_config)
+    from sd_core.runs.lock import folder_lock
+    from sd_core.runs.places import check_output_place
 
-    rows = _image_rows(spec, items, split, seed, prompt, registry)
-    text = encoder.encode([r["caption"] for r in rows]) if encoder is not None else None
-    images, seconds = _sample_images(loaded.model, sched, spec, items, text, steps, guidance, seed, batch_size,
-                                     device, console)
-    manifest = _write_images(out, split, rows, to_uint8(images).numpy())
-    _write_metadata(manifest, split, rows, registry)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["subject"]] = counts.get(r["subject"], 0) + 1
-    manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
-                                  "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
-                                  "balanced": balanced, "conditions": [dict(c) for c in conditions],
-                                  **({"prompt": prompt} if prompt is not None else {}),
-                                  "image_size": spec.image_size, "datasets": spec.datasets,
-                                  "seconds": round(seconds, 3), "per_subject": counts}))
-    return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}
+    check_output_place(out, GENERATION)
+    with folder_lock(out):  # one writer per output folder (sd_core.runs.lock)
+        prepare_output(out, overwrite, split)
+        loaded = load_run(run, device)
+        encoder = loaded.text or loaded.model.caption_encoder
+        if prompt is not None and encoder is None:
+            raise SdError(f"--prompt: {run} is not conditioned on captions (train a stable-diffusion kind, or set "
+                          "[model] text_encoder)")
+        sched = make_scheduler(scheduler, loaded.scheduler_config)
+
+        rows = _image_rows(spec, items, split, seed, prompt, registry)
+        text = encoder.encode([r["caption"] for r in rows]) if encoder is not None else None
+        images, seconds = _sample_images(loaded.model, sched, spec, items, text, steps, guidance, seed, batch_size,
+                                         device, console)
+        manifest = _write_images(out, split, rows, to_uint8(images).numpy())
+        _write_metadata(manifest, split, rows, registry)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["subject"]] = counts.get(r["subject"], 0) + 1
+        manifest.write_text(GENERATION, dumps_json({"run": str(run), "n": n, "images": len(rows), "steps": steps,
+                                      "scheduler": scheduler, "guidance": guidance, "seed": seed, "split": split,
+                                      "balanced": balanced, "conditions": [dict(c) for c in conditions],
+                                      **({"prompt": prompt} if prompt is not None else {}),
+                                      "image_size": spec.image_size, "datasets": spec.datasets,
+                                      "seconds": round(seconds, 3), "per_subject": counts}))
+        return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}
 
 
 def _plan_items(spec: LabelSpec, n: int, conditions: Sequence[dict], balanced: bool, seed: int,

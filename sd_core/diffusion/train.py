@@ -57,11 +57,15 @@ class StopTraining(Exception):
 def train_diffusion(exp: Experiment, project: Any, registry: Any = None, out: str | Path | None = None,
                     resume: bool = False, console: Any = None,
                     on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) the run of an experiment; returns a summary."""
-    r = set_up(exp, project, registry, out, resume, console)
-    seconds = _train(r, console, on_step)
-    grid = _finish(r)
-    return _summary(r, seconds, grid)
+    """Train (or resume) the run of an experiment; returns a summary. The main process holds the
+    run folder's lock meanwhile (sd_core.runs.lock: a second run into it refuses at once)."""
+    from sd_core.runs.lock import main_process_lock
+
+    with main_process_lock(run_folder(exp, out)):
+        r = set_up(exp, project, registry, out, resume, console)
+        seconds = _train(r, console, on_step)
+        grid = _finish(r)
+        return _summary(r, seconds, grid)
 
 
 # -- the training loop ---------------------------------------------------------------------------

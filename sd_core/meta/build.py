@@ -223,45 +223,49 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
     from sd_core.meta.card import card_text
     from sd_core.meta.plot import weights_png
     from sd_core.preprocess.layout import csv_text, dumps_json, split_csv_text
+    from sd_core.runs.lock import folder_lock
     from sd_core.runs.owned import sha256_file
+    from sd_core.runs.places import check_output_place
 
-    splits = list(plan.config["splits"])
-    prepare_output(out, overwrite, plan.components)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest, log = _records(out)
-    rows = [r for s in splits for r in plan.rows[s]]
-    for rel in (*_top_files(splits), *(r["file_name"] for r in rows)):
-        manifest.check(rel)  # a user's file in the way stops before anything is written
-    digests: dict[str, str] = {}
-    placed: Counter = Counter()
-    link = plan.config["link"]
-    for i, r in enumerate(rows):
-        src = Path(r["_src"])
-        if not src.is_file():
-            raise SdError(f"image {src} is missing (listed in the metadata of its component)")
-        if r["_src"] not in digests:
-            check_png(src, _stated_size(r, plan.components))
-            digests[r["_src"]] = sha256_file(src)
-        log.add(r["file_name"])
-        placed[_place(src, out / r["file_name"], link)] += 1
-        manifest.files[r["file_name"]] = digests[r["_src"]]
-        if progress and i % 200 == 199:
-            progress(i + 1, len(rows))
-    manifest.save()
-    log.remove()
-    cols = plan.columns
-    for s in splits:
-        manifest.write_text(f"{s}-metadata.csv", csv_text(cols, plan.rows[s]))
-        if plan.rows[s]:
-            manifest.write_text(f"{s}/metadata.csv", split_csv_text(cols, plan.rows[s], s, rows))
-    manifest.write_text("metadata.csv", csv_text(cols, rows))
-    record = meta_record(plan)
-    manifest.write_text(META_JSON, dumps_json(record))
-    if plan.diagnostics:
-        manifest.write_bytes(WEIGHTS_PNG, weights_png(plan.diagnostics))
-    manifest.write_text(CARD, card_text(plan, record, registry))
-    return {"out": out, "rows": {s: len(plan.rows[s]) for s in splits}, "files": len(rows),
-            "linked": placed["hardlink"], "reflinked": placed["reflink"], "copied": placed["copy"]}
+    check_output_place(out, META_JSON)
+    with folder_lock(out):  # one writer per output folder (sd_core.runs.lock)
+        splits = list(plan.config["splits"])
+        prepare_output(out, overwrite, plan.components)
+        out.mkdir(parents=True, exist_ok=True)
+        manifest, log = _records(out)
+        rows = [r for s in splits for r in plan.rows[s]]
+        for rel in (*_top_files(splits), *(r["file_name"] for r in rows)):
+            manifest.check(rel)  # a user's file in the way stops before anything is written
+        digests: dict[str, str] = {}
+        placed: Counter = Counter()
+        link = plan.config["link"]
+        for i, r in enumerate(rows):
+            src = Path(r["_src"])
+            if not src.is_file():
+                raise SdError(f"image {src} is missing (listed in the metadata of its component)")
+            if r["_src"] not in digests:
+                check_png(src, _stated_size(r, plan.components))
+                digests[r["_src"]] = sha256_file(src)
+            log.add(r["file_name"])
+            placed[_place(src, out / r["file_name"], link)] += 1
+            manifest.files[r["file_name"]] = digests[r["_src"]]
+            if progress and i % 200 == 199:
+                progress(i + 1, len(rows))
+        manifest.save()
+        log.remove()
+        cols = plan.columns
+        for s in splits:
+            manifest.write_text(f"{s}-metadata.csv", csv_text(cols, plan.rows[s]))
+            if plan.rows[s]:
+                manifest.write_text(f"{s}/metadata.csv", split_csv_text(cols, plan.rows[s], s, rows))
+        manifest.write_text("metadata.csv", csv_text(cols, rows))
+        record = meta_record(plan)
+        manifest.write_text(META_JSON, dumps_json(record))
+        if plan.diagnostics:
+            manifest.write_bytes(WEIGHTS_PNG, weights_png(plan.diagnostics))
+        manifest.write_text(CARD, card_text(plan, record, registry))
+        return {"out": out, "rows": {s: len(plan.rows[s]) for s in splits}, "files": len(rows),
+                "linked": placed["hardlink"], "reflinked": placed["reflink"], "copied": placed["copy"]}
 
 
 def meta_record(plan: MetaPlan) -> dict[str, Any]:

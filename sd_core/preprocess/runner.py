@@ -143,19 +143,23 @@ def preprocess_dataset(
     ``threads``: threads of each worker (0: the cores shared out among the workers, so that
     threads × workers never exceed them); the images do not depend on it, nor on ``workers``.
     """
+    from sd_core.runs.lock import folder_lock
+
     params = _checked_parameters(plugin, prep, channels, options, split_file)
     layout.check_output_safe(out, raw_root)
     subjects = _discover(plugin, raw_root, options)  # before deleting anything with --overwrite
     mine = shard.take(subjects) if shard else subjects
-    if overwrite:
-        _clear_for_overwrite(out, raw_root, shard, mine, subjects, params)
-    started, params = _resume_check(out, params, overwrite)
-    assignment = _assignment(out, raw_root, subjects, params, split_file, started)
-    result = _run_subjects(plugin, out, mine, assignment, params, options, workers, threads, progress)
-    if shard is None or _all_states_present(out, assignment):
-        merge_result = merge_dataset(plugin, out)
-        result.merged = True
-        result.images = merge_result
+    # one run per output (shards of one job side by side, each shard once): sd_core.runs.lock
+    with folder_lock(out, shard=f"{shard.index}-of-{shard.count}" if shard else ""):
+        if overwrite:
+            _clear_for_overwrite(out, raw_root, shard, mine, subjects, params)
+        started, params = _resume_check(out, params, overwrite)
+        assignment = _assignment(out, raw_root, subjects, params, split_file, started)
+        result = _run_subjects(plugin, out, mine, assignment, params, options, workers, threads, progress)
+        if shard is None or _all_states_present(out, assignment):
+            merge_result = merge_dataset(plugin, out)
+            result.merged = True
+            result.images = merge_result
     return result
 
 

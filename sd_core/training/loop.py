@@ -286,7 +286,16 @@ def _run_epoch(r: _Training) -> None:
 
 def train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool = False,
           on_step: Callable[[int, float], None] | None = None, progress: Any = None) -> TrainResult:
-    """Train (or resume) the experiment into the run folder ``run``."""
+    """Train (or resume) the experiment into the run folder ``run``; the main process holds the
+    folder's lock meanwhile (sd_core.runs.lock: a second run into it refuses at once)."""
+    from sd_core.runs.lock import main_process_lock
+
+    with main_process_lock(run):
+        return _train(exp, registry, project, run, resume, on_step, progress)
+
+
+def _train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool,
+           on_step: Callable[[int, float], None] | None, progress: Any) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 

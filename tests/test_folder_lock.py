@@ -1,0 +1,101 @@
+"""One writer per output or run folder (issue 31, item 5): real processes, real kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_sd
+from layout_data import math_like
+from test_train import experiment
+
+from sd_core.errors import SdError
+from sd_core.runs.lock import folder_lock
+
+pytest.importorskip("fcntl")
+
+HOLD = """
+import sys, time
+from sd_core.runs.lock import folder_lock
+with folder_lock(sys.argv[1], shard=sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def holder(folder: Path, shard: str = "") -> subprocess.Popen:
+    """Another process holding the folder's lock (until killed)."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), shard], stdout=subprocess.PIPE, text=True,
+                         cwd=ROOT)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    p = holder(tmp_path / "out")
+    try:
+        with pytest.raises(SdError, match=rf"out is in use by pid {p.pid} on .*since"):
+            with folder_lock(tmp_path / "out"):
+                pass
+    finally:
+        p.kill()
+        p.wait()
+    with folder_lock(tmp_path / "out"):  # killed (-9): its lock went with it
+        assert (tmp_path / "out" / ".sd" / "lock").is_file()
+    assert not (tmp_path / "out" / ".sd").exists()  # a finished holder leaves no lock file
+
+
+def test_a_stale_lock_file_blocks_nobody(tmp_path):
+    p = holder(tmp_path / "out")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert (tmp_path / "out" / ".sd" / "lock").read_text().startswith('{"host"')  # left behind
+    with folder_lock(tmp_path / "out"):
+        pass
+
+
+def test_shards_run_side_by_side_but_each_once(tmp_path):
+    out = tmp_path / "out"
+    p = holder(out, "1-of-2")
+    try:
+        with folder_lock(out, shard="2-of-2"):  # another shard of the same job: fine
+            pass
+        with pytest.raises(SdError, match=f"in use by pid {p.pid}"):
+            with folder_lock(out, shard="1-of-2"):  # the same shard twice
+                pass
+        with pytest.raises(SdError, match="in use by"):
+            with folder_lock(out):  # a whole run beside a shard
+                pass
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_two_sd_train_into_one_run_folder(tmp_path):
+    """The second refuses at once; the first, killed, never claims to be finished."""
+    data = tmp_path / "processed"
+    math_like(data / "math")
+    cfg = experiment(tmp_path, data, epochs=500)
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    first = subprocess.Popen([sys.executable, "-m", "sd_core", "train", str(cfg), "--out", str(run)], cwd=ROOT,
+                             env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (run / ".sd" / "lock").is_file() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.1)
+        t0 = time.time()
+        res = run_sd("train", str(cfg), "--out", str(run))
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert f"is in use by pid {first.pid}" in res.stderr, res.stderr
+        assert time.time() - t0 < 60
+    finally:
+        first.kill()
+        first.wait()
+    state = run / "state.json"
+    assert not state.exists() or '"finished": false' in state.read_text()
