@@ -99,3 +99,19 @@ def test_two_sd_train_into_one_run_folder(tmp_path):
         first.wait()
     state = run / "state.json"
     assert not state.exists() or '"finished": false' in state.read_text()
+
+
+def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path):
+    """ulimit -f during training: the file and the cause, exit 1, no traceback (item 6)."""
+    import resource
+
+    data = tmp_path / "processed"
+    math_like(data / "math")
+    cfg = experiment(tmp_path, data, epochs=1)
+    env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    res = subprocess.run([sys.executable, "-m", "sd_core", "train", str(cfg), "--out", str(tmp_path / "run")],
+                         cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192)), timeout=300)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path / 'run'}") and "file too large" in last and "ulimit -f" in last

@@ -281,7 +281,7 @@ def test_bad_recordings_are_reported_and_the_rest_finish(raw, tmp_path, plugin_s
     out = tmp_path / "out"
     res = run_sd("preprocess", "--dataset", "testeeg", "--raw", str(root), "--output", str(out), *ARGS,
                  extra_path=[plugin_site])
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 3, res.stderr  # some subjects failed or stayed partial: not success
     assert "Traceback" not in res.stdout + res.stderr
     assert "S02/S02_run0" in res.stdout and "S04/S04_run1" in res.stdout and "S05" in res.stdout
     info = json.loads((out / "preprocess.json").read_text())

@@ -26,6 +26,10 @@ def _parse_splits(text: str) -> dict[str, float]:
     return dict(zip(("train", "val", "test"), values))
 
 
+#: the exit status of a run where some subjects failed or stayed partial and the others are done
+INCOMPLETE_EXIT = 3
+
+
 @click.command()
 @click.option("--dataset", "-d", "datasets", multiple=True, help="Data set to process (repeatable).")
 @click.option("--all", "all_datasets", is_flag=True, help="Process every installed data set.")
@@ -55,6 +59,9 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
     """Turn raw recordings into spectrogram PNGs and metadata CSVs (resumable).
 
     Defaults come from sd.toml ([preprocess] and [datasets.<name>]).
+
+    Exit status: 0 when every subject is done, 3 when some subjects failed or stayed partial
+    (the others are kept; the table says which), 1 on an error that stopped a data set.
     """
     from sd_core.config.schema import PREPROCESS, validate_table
     from sd_core.plugins.registry import get_registry
@@ -77,7 +84,7 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
     validate_table("preprocess", overrides, PREPROCESS, "command line")
     shard_spec = Shard.parse(shard) if shard else None
 
-    failures = 0
+    failures = incomplete = 0
     results: list[dict] = []
     for name in names:
         plugin = reg.dataset(name)
@@ -108,12 +115,16 @@ def preprocess(ctx, datasets, all_datasets, raw, output, fs, nsamps, overlap, re
             _summary(result, debug)
         if result.faults or (result.subjects and len(result.failed_subjects) == result.subjects):
             failures += 1
+        elif any(r.status in ("failed", "partial") for r in result.results):
+            incomplete += 1
     if as_json:
         from sd_core.runs.console import print_json
 
         print_json(results)
     if failures:
         ctx.exit(1)
+    if incomplete:  # scripts and SLURM jobs can tell "some subjects failed" from success
+        ctx.exit(INCOMPLETE_EXIT)
 
 
 def _run_one(plugin, raw_root, out, prep, cfg, name, shard, overwrite):

@@ -36,11 +36,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = False, *
                 os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not exc.filename and exc.errno:  # a write's error: name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
