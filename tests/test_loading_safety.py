@@ -165,3 +165,30 @@ def test_output_places_are_checked(tmp_path, data, monkeypatch):
     with pytest.raises(SdError, match="is a generated data set"):  # sd preprocess --output GEN
         check_output_place(gen, "preprocess.json", fresh=False)
     check_output_place(tmp_path / "new", "generation.json")
+
+
+# -- a text encoder named in labels.json ------------------------------------------------------------
+
+def test_a_text_encoder_with_custom_code_or_pickled_weights_is_refused(tmp_path):
+    """auto_map naming local code, and pytorch_model.bin weights (a pickle), each end in one line;
+    nothing is imported or unpickled (issue 31, item 8)."""
+    import pickle
+
+    from sd_core.diffusion.model import TextEncoder
+    from sd_core.errors import ConfigError
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    enc = tmp_path / "encoder"
+    enc.mkdir()
+    (enc / "config.json").write_text(json.dumps({"model_type": "bert", "auto_map": {"AutoModel": "evil.Model"}}))
+    (enc / "evil.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w')\n")
+    (enc / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ConfigError, match=r"config.json names custom code \(auto_map\)"):
+        TextEncoder(enc)
+    (enc / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ConfigError, match=r"has no .safetensors weights; sd does not unpickle .bin"):
+        TextEncoder(enc)
+    assert not (tmp_path / "pwned").exists()

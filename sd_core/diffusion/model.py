@@ -76,6 +76,24 @@ def _legacy_keys(state_dict, prefix, *args) -> None:
         state_dict[prefix + "network." + key[len(prefix):]] = state_dict.pop(key)
 
 
+def _check_encoder_folder(path: Path, where: str) -> None:
+    """A text encoder folder holds safetensors weights and no custom code (``auto_map`` in its
+    configs would name Python modules; ``*.bin`` weights are pickles): refuse either in one line."""
+    import json
+
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            cfg = json.loads((path / name).read_text(encoding="utf-8")) if (path / name).is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{where}: {path / name} cannot be read ({exc})") from None
+        if isinstance(cfg, dict) and "auto_map" in cfg:
+            raise ConfigError(f"{where}: {path / name} names custom code (auto_map); sd loads no code from a "
+                              "model folder: use a standard transformers architecture")
+    if not any(path.glob("*.safetensors")):
+        raise ConfigError(f"{where}: {path} has no .safetensors weights; sd does not unpickle .bin weights "
+                          "(save the model with save_pretrained(safe_serialization=True))")
+
+
 class TextEncoder:
     """A frozen local text encoder: mean-pooled last hidden state of a transformers model."""
 
@@ -88,11 +106,14 @@ class TextEncoder:
         if not path.is_dir():
             raise ConfigError(f"{where}: {path} is not a folder; give a local text encoder "
                               "folder (model and tokenizer saved with save_pretrained)")
+        _check_encoder_folder(path, where)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{where}: cannot load a text encoder from {path} ({exc})") from None
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
+                                                   use_safetensors=True).eval()
+        except Exception as exc:  # noqa: BLE001  (transformers raises many kinds; none may escape as a traceback)
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"{where}: cannot load a text encoder from {path} ({text})") from None
         self.path = path
         self.dim = int(self.model.config.hidden_size)
 
