@@ -264,6 +264,21 @@ def test_hook_returning_the_wrong_thing_is_isolated(tmp_path, case):
         assert warning in run_sd("--help", extra_path=[tmp_path]).stderr
 
 
+def test_a_hook_without_hookimpl_is_reported_naming_the_plugin(tmp_path):
+    """pluggy skips a function without the marker: the plugin would load and add nothing (issue 31)."""
+    make_fake_dist(tmp_path, "sd-unmarked", "sd_unmarked", """
+        from sd_core.dataset import DatasetPlugin
+        class D(DatasetPlugin):
+            name = "unmarked"
+        def sd_datasets():
+            return [D()]
+    """)
+    res = run_sd("datasets", extra_path=[tmp_path])
+    assert res.returncode == 0 and "unmarked" not in res.stdout
+    assert ("warning: plugin 'sd-unmarked' defines sd_datasets without @hookimpl, so sd never calls it; "
+            "decorate it with @sd_core.hookimpl") in res.stderr.splitlines(), res.stderr
+
+
 def test_misspelt_hook_is_reported_naming_the_plugin(tmp_path):
     make_fake_dist(tmp_path, "sd-typo", "sd_typo", """
         from sd_core import hookimpl

@@ -104,12 +104,23 @@ class Registry:
                 self._warn(f"plugin {name!r} failed to load ({err}); continuing without it")
                 continue
             self.plugins[name] = PluginInfo(name, version, ep.value, "loaded")
+            self._check_unmarked(obj, name)
         self._check_hook_names()
 
         if wanted_names:
             missing = sorted(wanted_names - {normalize_dist_name(n.split(":")[0]) for n in self.plugins})
             for n in missing:
                 self._warn(f"{ENV_LOAD} names {n!r}, which is not an installed sd plugin")
+
+    def _check_unmarked(self, obj: Any, name: str) -> None:
+        """Warn of a function named like a hook but without ``@hookimpl``: pluggy silently skips it,
+        so the plugin would load and contribute nothing."""
+        specs = {n for n, h in vars(self.pm.hook).items() if not n.startswith("_") and h.has_spec()}
+        unmarked = sorted(n for n in specs if callable(getattr(obj, n, None))
+                          and self.pm.parse_hookimpl_opts(obj, n) is None)
+        if unmarked:
+            self._warn(f"plugin {name!r} defines {', '.join(unmarked)} without @hookimpl, so sd never calls "
+                       "it; decorate it with @sd_core.hookimpl")
 
     def _check_hook_names(self) -> None:
         """Leave out, by name, every plugin implementing a hook that does not exist (a misspelt
