@@ -49,6 +49,21 @@ def test_a_file_sd_cannot_read_is_left_alone(tmp_path, monkeypatch):
     assert dfm.decimation_filter(5).exact and blocker.read_text() == "x"
 
 
+def test_an_edited_coefficient_is_caught_by_its_digest(tmp_path, monkeypatch):
+    """The cache file carries the sha256 of its coefficients: one edited value is not used
+    (issue 31, item 7), the filter is designed again and the file left as it is."""
+    fresh(monkeypatch, tmp_path)
+    made = dfm.decimation_filter(3)
+    path = next(tmp_path.glob("decimate-q3-*.json"))
+    d = json.loads(path.read_text())
+    d["sos"][0][0] = (float.fromhex(d["sos"][0][0]) * 1.001).hex()
+    path.write_text(json.dumps(d))
+    dfm.decimation_filter.cache_clear()
+    got = dfm.decimation_filter(3)
+    assert np.array_equal(got.sos, made.sos) and got.exact
+    assert json.loads(path.read_text()) == d
+
+
 def test_decimation_with_a_warm_cache_imports_no_scipy_signal(tmp_path):
     code = """
 import sys

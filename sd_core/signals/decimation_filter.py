@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 #: What the cache files say they are (a file without it is not sd's and is never used).
-FORMAT = "sd decimation filter 1"
+FORMAT = "sd decimation filter 2"  # 2: with the sha256 of the coefficients
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _key() -> str:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # pragma: no cover - numpy < 2
         from numpy.core._multiarray_umath import __cpu_features__ as features
-    text = json.dumps({"scipy": importlib.metadata.version("scipy"), "numpy": np.__version__,
+    text = json.dumps({"format": FORMAT, "scipy": importlib.metadata.version("scipy"), "numpy": np.__version__,
                        "machine": platform.machine(), "cpu": sorted(k for k, v in features.items() if v)})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -147,10 +147,18 @@ def _design(q: int) -> DecimationFilter:
     return DecimationFilter(q, sos, zi, edge, same)
 
 
+def _digest(d: dict) -> str:
+    """sha256 of what a cache file says the filter is (format, q, coefficients, padding, exact)."""
+    keys = ("format", "q", "sos", "zi", "edge", "exact")
+    return hashlib.sha256(json.dumps([d.get(k) for k in keys]).encode()).hexdigest()
+
+
 def _read(path: Path, q: int) -> DecimationFilter | None:
+    """The cached filter, or None when the file is not sd's of this format, or its digest does
+    not match (an edited coefficient would otherwise change every image silently)."""
     try:
         d = json.loads(path.read_text())
-        if d.get("format") != FORMAT or d.get("q") != q:
+        if d.get("format") != FORMAT or d.get("q") != q or d.get("sha256") != _digest(d):
             return None
         return DecimationFilter(q, _unhex(d["sos"]), _unhex(d["zi"]), int(d["edge"]), bool(d["exact"]))
     except (OSError, ValueError, KeyError, TypeError):
@@ -161,9 +169,9 @@ def _write_once(path: Path, f: DecimationFilter) -> None:
     """Write the cache file unless a file is there already (never replaced)."""
     import tempfile
 
-    data = json.dumps({"format": FORMAT, "q": f.q, "sos": _hex(f.sos), "zi": _hex(f.zi), "edge": f.edge,
-                       "exact": f.exact, "checked": "sd's steps against scipy.signal.decimate on probe signals"},
-                      indent=1)
+    record = {"format": FORMAT, "q": f.q, "sos": _hex(f.sos), "zi": _hex(f.zi), "edge": f.edge, "exact": f.exact,
+              "checked": "sd's steps against scipy.signal.decimate on probe signals"}
+    data = json.dumps({**record, "sha256": _digest(record)}, indent=1)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -186,7 +194,7 @@ def decimation_filter(q: int) -> DecimationFilter:
         got = _read(path, q)
         if got is not None:
             return got
-        return _design(q)  # a file sd cannot read: left as it is
+        return _design(q)  # a file sd cannot read or that was changed: designed again, the file left as it is
     f = _design(q)
     _write_once(path, f)
     return f
