@@ -218,3 +218,12 @@ def test_every_config_read_from_a_run_is_checked(runs, tmp_path, file, key, valu
     path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
     with pytest.raises(SdError, match=f"{file}: {message}"):
         load_run(run)
+
+
+def test_a_generation_that_cannot_fit_is_refused_at_once(runs, tmp_path):
+    from conftest import run_sd
+
+    res = run_sd("generate", str(runs["unet"]), "--n", "1000000000", "--out", str(tmp_path / "gen"), timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "1000000000 generated images of 16×16 would take about" in res.stderr and "of memory" in res.stderr
+    assert not (tmp_path / "gen").exists()

@@ -336,3 +336,12 @@ def test_overwrite_with_a_missing_raw_root_deletes_nothing(reference, tmp_path):
     with pytest.raises(SdError, match="not found"):
         preprocess_dataset(PLUGIN, tmp_path / "typo", out, prep(), CHANNELS, OPTIONS, overwrite=True)
     assert_same_tree(reference, out)
+
+
+def test_a_resolution_that_cannot_fit_memory_is_refused_before_any_work(raw, tmp_path):
+    """--resolution 100000 used to end in a MemoryError traceback (issue 31, item 7)."""
+    from sd_core.errors import SdError
+
+    with pytest.raises(SdError, match=r"resolution 100000 would take about [0-9.]+ GiB of memory; this machine has"):
+        preprocess_dataset(PLUGIN, raw[0], tmp_path / "out", prep(resolution=100000), CHANNELS, OPTIONS)
+    assert not (tmp_path / "out").exists()

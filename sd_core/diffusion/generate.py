@@ -93,6 +93,8 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
 
         registry = get_registry()
     spec = spec or check_run(run)
+    # before planning: a plan of a billion items alone would not fit
+    _check_fits(out, n * (len(spec.combos) if balanced else max(1, len(conditions))), spec.image_size)
     items = _plan_items(spec, n, conditions, balanced, seed, dataset, prompt)
     from sd_core.runs.lock import folder_lock
     from sd_core.runs.places import check_output_place
@@ -123,6 +125,16 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
                                       "image_size": spec.image_size, "datasets": spec.datasets,
                                       "seconds": round(seconds, 3), "per_subject": counts}))
         return {"out": out, "images": len(rows), "seconds": seconds, "per_subject": counts, "rows": rows}
+
+
+def _check_fits(out: Path, count: int, size: int) -> None:
+    """The images are held in memory (float32 and uint8) before they are written as PNGs: refuse
+    a request that cannot fit the machine's memory or the output's disk."""
+    from sd_core.runs.resources import check_disk, check_memory
+
+    what = f"{count} generated images of {size}×{size}"
+    check_memory(count * size * size * 5.0, what)
+    check_disk(out, count * (size * size + 256.0), what)
 
 
 def _plan_items(spec: LabelSpec, n: int, conditions: Sequence[dict], balanced: bool, seed: int,

@@ -168,8 +168,12 @@ def _checked_parameters(plugin: DatasetPlugin, prep: Mapping[str, Any], channels
     """The run's parameters; impossible sizes are refused before any work starts."""
     from sd_core.spectrogram import plan_spectrogram
 
+    from sd_core.runs.resources import check_memory
+
     params = run_parameters(plugin, prep, channels, options, split_file)
     plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
+    k = params["resolution"] - 1  # log bins: four float64 K x K bases, float32 work of 2048 frames
+    check_memory(32.0 * k * k + 32.0 * 2048 * k, f"resolution {params['resolution']}")
     return params
 
 
