@@ -192,3 +192,16 @@ def test_a_text_encoder_with_custom_code_or_pickled_weights_is_refused(tmp_path)
     with pytest.raises(ConfigError, match=r"has no .safetensors weights; sd does not unpickle .bin"):
         TextEncoder(enc)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_data_set_of_one_subject_says_its_splits_are_empty(tmp_path):
+    from layout_data import write_processed
+
+    write_processed(tmp_path / "processed" / "math", "math",
+                    {"Subject00": {"split": "train", "gender": "F", "health": "H", "age": "20", "count_quality": "1"}},
+                    [{"doing_math": str(i % 2)} for i in range(6)], "doing_math", {"0": 5, "1": 16}, 32,
+                    columns=("doing_math", "count_quality"))
+    res = run_sd("train", str(experiment(tmp_path, tmp_path / "processed", epochs=1)), "--out", str(tmp_path / "run"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "does not exist" not in res.stderr
+    assert ("[data] val_split = 'val': that split of math has no rows (the train split has 1 subject)"
+            in res.stderr), res.stderr

@@ -84,6 +84,12 @@ def test_subject_info_columns_are_matched_loosely(tmp_path):
     table.write_text("Subject,Age,Gender\nSubject00,21,X\n")
     with pytest.raises(DatasetError, match="line 2: gender 'X'"):
         read_subject_info(table)
+    # a ragged row (a field missing) would shift labels: refused with its line (issue 31)
+    table.write_text("Subject,Age,Gender,Count quality\nSubject00,21,F,1\nSubject01,18,1\n")
+    with pytest.raises(DatasetError, match=r"subject-info.csv line 3: 3 fields where the header has 4"):
+        read_subject_info(table)
+    table.write_text("Subject,Age,Gender\nSubject00,21,F,,\n")  # trailing empty fields: fine
+    assert read_subject_info(table) == {"Subject00": {"gender": "F", "age": 21, "count_quality": None}}
 
 
 # -- the demo, end to end ----------------------------------------------------------------------------

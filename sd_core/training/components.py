@@ -42,6 +42,7 @@ def load_data(exp: Experiment, registry: Any, project: Any) -> TrainData:
         raise SdError(f"the {d['train_split']!r} split of {', '.join(d['datasets'])} has no rows")
     val_rows = read_rows(sources, d["val_split"]) if d["val_split"] else []
     test_rows = read_rows(sources, d["test_split"]) if d["test_split"] else []
+    _check_not_empty(exp, train_rows, {"val_split": val_rows, "test_split": test_rows})
     split_check = check_splits({"train": train_rows, "val": val_rows, "test": test_rows}, d["allow_overlap"],
                                str(exp.source))
     tasks = resolve_tasks(d["tasks"], d["datasets"], registry, train_rows + val_rows + test_rows)
@@ -52,6 +53,19 @@ def load_data(exp: Experiment, registry: Any, project: Any) -> TrainData:
     val = ProcessedImages(val_rows, tasks, train.size, cache) if val_rows else None
     test = ProcessedImages(test_rows, tasks, train.size, cache) if test_rows else None
     return TrainData(tasks, train, val, test, sources, split_check)
+
+
+def _check_not_empty(exp: Experiment, train_rows: list, named: dict[str, list]) -> None:
+    """A split the experiment names must have rows (a data set of one subject has only train):
+    say so, rather than fail later for want of a checkpoint."""
+    d = exp["data"]
+    subjects = len({(r.get("dataset"), r.get("subject")) for r in train_rows})
+    for key, rows in named.items():
+        if d[key] and not rows:
+            raise exp.error("data", key, f"= {d[key]!r}: that split of {', '.join(d['datasets'])} has no rows "
+                            f"(the train split has {subjects} subject{'s' if subjects != 1 else ''}); preprocess "
+                            f"with more subjects, or set {key} = \"\""
+                            + (' and [training] eval_strategy = "none"' if key == "val_split" else ""))
 
 
 def balance_groups(exp: Experiment, data: TrainData) -> list | None:

@@ -90,11 +90,13 @@ def read_subject_info(path: Path) -> dict[str, dict[str, Any]]:
     quality = header.index("count quality") if "count quality" in header else None
     out: dict[str, dict[str, Any]] = {}
     for n, row in enumerate(rows[1:], start=2):
-        row = row + [""] * (len(header) - len(row))
+        where = f"{path.name} line {n}"
+        if len(row) < len(header) or any(c.strip() for c in row[len(header):]):
+            raise DatasetError(f"{where}: {len(row)} fields where the header has {len(header)} "
+                               f"({', '.join(rows[0])}); a shifted row would give a subject another's labels")
         sid = row[need["subject"]].strip()
         if not sid:
             continue
-        where = f"{path.name} line {n}"
         twice = next((s for s in out if s.lower() == sid.lower()), None)
         if twice is not None:
             raise DatasetError(f"{where}: subject {sid} is listed twice (also as {twice} on an earlier line)"
