@@ -61,6 +61,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path):
     ("[preprocess]\nbins = \"mel\"\n", ["bins = 'mel' is not allowed", "allowed: log, linear"]),
     ("[preprocess]\noverlap = 1.5\n", ["overlap must be at least 0 and less than 1"]),
     ("[preprocess]\nsplits = { train = 0.8, holdout = 0.2 }\n", ["unknown split(s) holdout"]),
+    ("[preprocess]\nsplits = { train = 0.9, val = 0.9 }\n", ["splits must add up to 1", "add up to 1.8"]),
     ("[prepocess]\nfs = 100\n", ["unknown section [prepocess]", "allowed: datasets, paths, preprocess"]),
     ("[datasets.sead]\nraw = \"x\"\n",
      ["[datasets.sead] unknown data set 'sead'", "installed: chbmit, math, parkinsons, seed"]),

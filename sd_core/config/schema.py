@@ -72,8 +72,9 @@ def _splits(v: Mapping[str, Any]) -> str | None:
     for k, x in v.items():
         if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
             return f"split {k!r} must be a non-negative number, got {x!r}"
-    if sum(v.values()) <= 0:
-        return "must have a positive total"
+    total = sum(v.values())
+    if abs(total - 1.0) > 1e-6:  # 0.9,0.9 would be shared out as 0.5,0.5 without a word
+        return f"must add up to 1 (fractions of the subjects); these add up to {total:g}"
     return None
 
 
