@@ -249,3 +249,20 @@ def test_demo_never_writes_into_a_users_folders(tmp_path):
     assert (raw / "Subject00_1.edf").read_bytes() == b"my real recording"
     assert (raw / "subject-info.csv").read_text() == "mine\n"
     assert sorted(p.name for p in raw.iterdir()) == ["Subject00_1.edf", "subject-info.csv"]
+
+
+def test_a_subject_folder_replaced_by_a_symlink_is_never_written_through(raw, reference, tmp_path):
+    """Issue 31, item 2: the user's folder behind the link keeps exactly its files."""
+    import os
+
+    out = tmp_path / "testeeg"
+    shutil.copytree(reference, out)
+    subject = next(p for p in (out / "train").iterdir() if p.is_dir())
+    mine = tmp_path / "mine"
+    shutil.copytree(subject, mine)  # files of the same names: what sd would have written there
+    before = tree(mine)
+    shutil.rmtree(subject)
+    os.symlink(mine, subject)
+    with pytest.raises(SdError, match=rf"{subject} is a symbolic link \(to {mine}\); sd does not write or delete"):
+        preprocess_dataset(PLUGIN, raw, out, prep(nsamps=250), CHANNELS, OPTIONS, overwrite=True)
+    assert tree(mine) == before and subject.is_symlink()

@@ -49,6 +49,7 @@ def check_replaceable(root: Path, rel: str, known: Mapping[str, str | None]) -> 
     ``known`` maps paths sd wrote to their hash (``None``: written, hash unknown, e.g. listed in
     an intent log or by an older sd)."""
     path = root / rel
+    _no_link_on_the_way(root, rel)
     if not (path.exists() or path.is_symlink()):
         return
     if rel not in known or path.is_symlink() or not path.is_file():
@@ -56,6 +57,18 @@ def check_replaceable(root: Path, rel: str, known: Mapping[str, str | None]) -> 
     digest = known[rel]
     if digest is not None and sha256_file(path) != digest:
         raise not_ours(path, "was changed since sd wrote it")
+
+
+def _no_link_on_the_way(root: Path, rel: str) -> None:
+    """Refuse a path whose folders below ``root`` include a symbolic link: sd never writes or
+    deletes through a link it did not create (a subject folder replaced by a link to a user's
+    folder would otherwise receive, or lose, the files)."""
+    folder = root
+    for part in Path(rel).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise SdError(f"{folder} is a symbolic link (to {os.readlink(folder)}); sd does not write or delete "
+                          "through a link it did not create: replace it with a folder, or choose another output")
 
 
 class Manifest:
