@@ -115,3 +115,60 @@ def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {tmp_path / 'run'}") and "file too large" in last and "ulimit -f" in last
+
+
+# -- a kill at any instant (issue 31, item 4) -------------------------------------------------------
+
+def _weights(run: Path) -> bytes:
+    state = __import__("json").loads((run / "state.json").read_text())
+    return (run / "checkpoints" / state["best"][0][1] / "model.safetensors").read_bytes()
+
+
+def _kill_and_finish(cfg: Path, run: Path, when: float | str, env: dict) -> None:
+    """sd train killed (-9) after ``when`` seconds, or as soon as the file ``when`` appears in the
+    run folder, then the user's one command to finish it."""
+    p = subprocess.Popen([sys.executable, "-m", "sd_core", "train", str(cfg), "--out", str(run)], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if isinstance(when, str):
+        deadline = time.time() + 120
+        while not (run / when).exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+    else:
+        time.sleep(when)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    # what the messages tell the user: --resume where a checkpoint was written, else run it again
+    again = ["--resume"] if (run / "state.json").is_file() else []
+    res = run_sd("train", str(cfg), "--out", str(run), *again, env=env)
+    assert res.returncode == 0, (delay, again, res.stderr[-1500:])
+
+
+def _kill_campaign(tmp_path: Path, delays: list[float | str]) -> int:
+    data = tmp_path / "processed"
+    math_like(data / "math")
+    cfg = experiment(tmp_path, data, epochs=3, training='eval_strategy = "epoch"\nbest_k = 1')
+    env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    env["OMP_NUM_THREADS"] = "1"
+    res = run_sd("train", str(cfg), "--out", str(tmp_path / "whole"), env=env)
+    assert res.returncode == 0, res.stderr
+    want = _weights(tmp_path / "whole")
+    for i, delay in enumerate(delays):
+        run = tmp_path / f"killed-{i}"
+        _kill_and_finish(cfg, run, delay, env)
+        assert _weights(run) == want, delay
+        assert not (run / ".sd").exists()  # nothing left to repair by hand: no lock, no start log
+    return len(delays)
+
+
+def test_sd_train_killed_at_any_instant_finishes_byte_identical(tmp_path):
+    """Killed before it wrote anything, as its start files appear (before its first checkpoint:
+    such a folder used to need hand repair), as its first state appears, and at a random instant:
+    one command finishes each with the uninterrupted run's weights."""
+    assert _kill_campaign(tmp_path, ["config.toml", "state.json", 1.2]) == 3
+
+
+@pytest.mark.slow
+def test_sd_train_killed_at_many_instants(tmp_path):
+    rng = __import__("random").Random(31)
+    delays = sorted(round(rng.uniform(0.2, 4.0), 2) for _ in range(12))
+    assert _kill_campaign(tmp_path, [*delays, "run.json", "config.toml", "state.json", "history.json"]) == 16

@@ -345,3 +345,44 @@ def test_a_resolution_that_cannot_fit_memory_is_refused_before_any_work(raw, tmp
     with pytest.raises(SdError, match=r"resolution 100000 would take about [0-9.]+ GiB of memory; this machine has"):
         preprocess_dataset(PLUGIN, raw[0], tmp_path / "out", prep(resolution=100000), CHANNELS, OPTIONS)
     assert not (tmp_path / "out").exists()
+
+
+# -- a kill at any instant (issue 31, item 4) -------------------------------------------------------
+
+def _kill_preprocess(root: Path, out: Path, when, site: Path, workers: int) -> None:
+    """sd preprocess killed (-9) at ``when`` (seconds, or as soon as that file appears), then run again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "sd_core", "preprocess", "--dataset", "testeeg", "--raw", str(root), "--output",
+           str(out), "--workers", str(workers), *ARGS]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if isinstance(when, str):
+        deadline = time.time() + 120
+        while not (out / when).exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.002)
+    else:
+        time.sleep(when)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, (when, res.stderr[-1500:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preprocess_killed_at_any_instant_reruns_byte_identical(raw, reference, tmp_path, plugin_site, workers):
+    """Killed as the first subject's state, the metadata and the manifest appear, and at a seeded
+    instant: the rerun's folder is the uninterrupted run's, byte for byte."""
+    import random
+
+    whens = [".sd/subjects", "metadata.csv", ".sd/written.json", round(random.Random(workers).uniform(0.8, 2.5), 2)]
+    for i, when in enumerate(whens):
+        out = tmp_path / f"k{i}" / "testeeg"
+        _kill_preprocess(raw[0], out, when, plugin_site, workers)
+        assert_same_tree(reference, out)

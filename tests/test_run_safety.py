@@ -273,3 +273,36 @@ def test_diffusion_state_names_outside_the_run_delete_nothing(diffusion_parts, t
     res = run_sd("diffusion", "train", str(cfg), "--resume", cwd=tmp_path, env=ONE_THREAD)
     one_line_error(res, run / "state.json")
     assert (victim / "data.csv").read_text() == "1,2\n"
+
+
+def test_diffusion_train_killed_before_its_first_checkpoint_starts_again(diffusion_parts, tmp_path):
+    """A kill once config.toml is written (no checkpoint yet) used to leave a folder that --resume
+    called "no run to continue" and a new start refused (issue 31, item 4): now either command
+    begins it again, and it ends with the uninterrupted run's weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    work, part_cfg = diffusion_parts
+    whole = work / "full" / "unet" / "diffusion_pytorch_model.safetensors"
+    full_cfg = (work / "full.toml").read_text()
+    for i, again in enumerate(([], ["--resume"])):
+        run = tmp_path / f"run{i}"
+        cfg = tmp_path / f"cfg{i}.toml"
+        cfg.write_text(full_cfg.replace(str(work / "full"), str(run)))
+        env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+        env.update(ONE_THREAD)
+        p = subprocess.Popen([sys.executable, "-m", "sd_core", "diffusion", "train", str(cfg)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not (run / "config.toml").exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert not (run / "state.json").exists()
+        res = run_sd("diffusion", "train", str(cfg), *again, cwd=tmp_path, env=ONE_THREAD)
+        assert res.returncode == 0, (again, res.stderr[-1500:])
+        assert (run / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == whole.read_bytes()

@@ -222,6 +222,7 @@ def _finish(r: TrainRun) -> Path | None:
     grid = _write_grid(r, r.total)
     if r.acc.is_main_process:
         _save_final(r)
+        ckpt.start_log(r.run).remove()  # state.json says what the run is now
     r.acc.wait_for_everyone()
     return grid
 

@@ -247,6 +247,10 @@ def _write_run_files(r: TrainRun, config_text: str) -> None:
     """config.toml, labels.json, model.json and the noise scheduler (main process)."""
     if r.acc.is_main_process:
         r.run.mkdir(parents=True, exist_ok=True)
+        log = ckpt.start_log(r.run)  # logged before written: a kill before the first checkpoint is ours
+        for name in ("config.toml", LABELS, MODEL_JSON, SCHEDULER_DIR):
+            log.add(name)
+        log.close()
         atomic_write_text(r.run / "config.toml", config_text)
         r.spec.save(r.run / LABELS)
         write_json(r.run / MODEL_JSON, {"kind": r.kind.name, "folder": r.kind.folder, "options": r.options})

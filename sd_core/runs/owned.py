@@ -79,6 +79,10 @@ class Manifest:
         folders written by an sd that kept none."""
         self.root = root
         self.path = root / STATE_DIR / MANIFEST
+        # paths about to be written by write_bytes, logged first: a kill between the rename and the
+        # manifest's save leaves a file sd can still show is its own
+        self.log = IntentLog(root / STATE_DIR / "written.writing")
+        self.pending = self.log.read()
         self.files: dict[str, str | None] = {}
         if not self.path.exists():
             self.files = {rel: None for rel in legacy}
@@ -91,10 +95,13 @@ class Manifest:
                               f"in {root} are its own") from None
 
     def check(self, rel: str) -> None:
-        check_replaceable(self.root, rel, self.files)
+        known = self.files if rel not in self.pending or rel in self.files else {**self.files, rel: None}
+        check_replaceable(self.root, rel, known)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self.check(rel)
+        self.log.add(rel)
+        self.pending.add(rel)
         atomic_write_bytes(self.root / rel, data)
         self.files[rel] = sha256_bytes(data)
         self.save()
@@ -105,6 +112,9 @@ class Manifest:
     def save(self) -> None:
         files = {k: v for k, v in sorted(self.files.items()) if v is not None}
         atomic_write_text(self.path, json.dumps({"files": files}, indent=1) + "\n")
+        if self.pending and all(r in files for r in self.pending):  # every logged write is recorded
+            self.log.remove()
+            self.pending = set()
 
     def forget(self, rels: Iterable[str]) -> None:
         for rel in rels:

@@ -106,9 +106,25 @@ class RunState:
 RUN_FILES = ("config.toml", "run.json", "state.json", "history.json", "metrics.json", "curves.png")
 
 
+def start_log(run: Path):
+    """``RUN/.sd/start.writing``: the top-level names a run's start writes, logged before each is
+    written. A run killed before its first checkpoint (no state.json) is then known as sd's own:
+    a new start or ``--resume`` begins it again instead of refusing its files for ever."""
+    from sd_core.runs.owned import STATE_DIR, IntentLog
+
+    return IntentLog(run / STATE_DIR / "start.writing")
+
+
+def unfinished_start(run: Path) -> bool:
+    """A start of sd's in ``run`` that was killed before its first checkpoint."""
+    return not (run / "state.json").is_file() and bool(start_log(run).read())
+
+
 def check_fresh_run(run: Path, names: tuple[str, ...] = RUN_FILES) -> None:
-    """A new run writes these names in ``run``: refuse when one is there already (not ours)."""
-    taken = [n for n in names if (run / n).exists() or (run / n).is_symlink()]
+    """A new run writes these names in ``run``: refuse when one is there already (not ours; the
+    start log of an unfinished start names what is)."""
+    ours = start_log(run).read() if unfinished_start(run) else set()
+    taken = [n for n in names if ((run / n).exists() or (run / n).is_symlink()) and n not in ours]
     if taken:
         raise SdError(f"{run / taken[0]} exists and was not written by this run; sd does not replace "
                       "it (train into another folder with --out, or move it away)")

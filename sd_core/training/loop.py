@@ -134,7 +134,8 @@ class _Training:
 
 
 def _check_run_folder(run: Path, resume: bool) -> None:
-    """A fresh run needs a folder without one; --resume needs one to continue."""
+    """A fresh run needs a folder without one; --resume needs one to continue (a start killed
+    before its first checkpoint is begun again: see :func:`_effective_resume`)."""
     state_file = run / "state.json"
     if state_file.is_file() and not resume:
         raise SdError(f"{run} already holds a run; use --resume to continue it, or choose "
@@ -143,6 +144,11 @@ def _check_run_folder(run: Path, resume: bool) -> None:
         raise SdError(f"--resume: {run} has no run to continue (no state.json)")
     if not resume:
         ckpt.check_fresh_run(run)
+
+
+def _effective_resume(run: Path, resume: bool) -> bool:
+    """--resume of a run killed before its first checkpoint starts it again (nothing to resume)."""
+    return resume and not ckpt.unfinished_start(run)
 
 
 def _wanted_metrics(t: dict, select_key: str) -> list:
@@ -215,11 +221,15 @@ def _resume(r: _Training) -> None:
 
 def _start_folder(r: _Training) -> None:
     """A new run's folder, with run.json and the experiment's config.toml."""
-    r.run.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json(r.run / "run.json", r.run_info)
     from sd_core.runs.files import atomic_write_text
 
+    r.run.mkdir(parents=True, exist_ok=True)
+    log = ckpt.start_log(r.run)
+    log.add("run.json")
+    ckpt.write_json(r.run / "run.json", r.run_info)
+    log.add("config.toml")
     atomic_write_text(r.run / "config.toml", r.exp.dumps())
+    log.close()
 
 
 def _train_step(r: _Training, b: dict) -> float:
@@ -302,6 +312,7 @@ def _train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool
     t = exp["training"]
     acc = Accelerator(mixed_precision=t["mixed_precision"], cpu=not torch.cuda.is_available(),
                       **tracking.accelerator_kwargs(t["log_with"], run))
+    resume = _effective_resume(run, resume)
     if acc.is_main_process:
         _check_run_folder(run, resume)
     set_seed(t["seed"])
@@ -324,6 +335,7 @@ def _train(exp: Experiment, registry: Any, project: Any, run: Path, resume: bool
     if r.main:
         r.state.finished = True
         r.state.write(run)
+        ckpt.start_log(run).remove()  # state.json says what the run is now
     tracking.end(acc, t["log_with"])
     acc.wait_for_everyone()
     return finish(acc, run, r.data, registry, r.wanted, r.model, r.state, r.history, r.progress, r.batch)
