@@ -11,7 +11,7 @@ import pytest
 import sd_badeeg
 import sd_testeeg
 from conftest import make_fake_dist, run_sd
-from test_preprocess import ARGS, CHANNELS, OPTIONS, PLUGIN, assert_same_tree, prep, tree
+from test_preprocess import ARGS, CHANNELS, OPTIONS, PLUGIN, assert_same_tree, plugin_site, prep, tree  # noqa: F401
 
 from sd_core.errors import SdError
 from sd_core.preprocess import merge_dataset, preprocess_dataset
@@ -266,3 +266,47 @@ def test_a_subject_folder_replaced_by_a_symlink_is_never_written_through(raw, re
     with pytest.raises(SdError, match=rf"{subject} is a symbolic link \(to {mine}\); sd does not write or delete"):
         preprocess_dataset(PLUGIN, raw, out, prep(nsamps=250), CHANNELS, OPTIONS, overwrite=True)
     assert tree(mine) == before and subject.is_symlink()
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real file system of its own (tmpfs), to fill or make read-only; skipped where this
+    process may not mount (CI runs as root on this machine kind)."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_stops_cleanly_and_the_rerun_completes(raw, reference, small_disk, plugin_site, workers):
+    """Issue 31, item 6: one line naming the file; with space again the rerun gives the
+    uninterrupted run's folder byte for byte."""
+    import subprocess
+
+    out = small_disk / "testeeg"
+    args = ["preprocess", "--dataset", "testeeg", "--raw", str(raw), "--output", str(out), "--workers",
+            str(workers), *ARGS]
+    res = run_sd(*args, extra_path=[plugin_site])
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out}") and "no space left on the device" in last
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    res = run_sd(*args, extra_path=[plugin_site])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_same_tree(reference, out)
+
+
+def test_a_read_only_output_is_one_line(raw, small_disk, plugin_site):
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    res = run_sd("preprocess", "--dataset", "testeeg", "--raw", str(raw), "--output", str(small_disk / "testeeg"),
+                 *ARGS, extra_path=[plugin_site])
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (f"error: {small_disk / 'testeeg'}: the file system is read-only; "
+                                                   "what was finished before is kept")

@@ -6,7 +6,6 @@ Commands live in their own modules and are imported only when run (see ``COMMAND
 
 from __future__ import annotations
 
-import errno
 import importlib
 import sys
 
@@ -122,21 +121,12 @@ class SdGroup(click.Group):
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except OSError as exc:
+            from sd_core.runs.files import RESOURCE_FAULTS
+
             reason = RESOURCE_FAULTS.get(exc.errno)
             if reason is None:
                 raise
             fail(f"{exc.filename or exc.filename2 or 'a file'}: {reason}; what was finished before is kept", 1)
-
-
-#: OSError numbers a user's machine causes (full disk, read-only folder, ulimit -f): one line each
-RESOURCE_FAULTS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EFBIG: "file too large for this process's file-size limit (ulimit -f)",
-}
 
 
 @click.group(cls=SdGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -356,6 +356,11 @@ def _outcome(fut, job: SubjectJob) -> SubjectResult | None:
     except BaseException as exc:  # raised in the worker outside a recording (writing its state, say)
         import traceback
 
+        from sd_core.runs.files import is_resource_fault
+
+        if is_resource_fault(exc):  # a full disk, a read-only folder: stop the run
+            raise
+
         return record_failure(job, f"worker failed ({describe_error(exc)})",
                               "".join(traceback.format_exception(exc)))
 
@@ -366,6 +371,10 @@ def _in_process(job: SubjectJob, reader=None, following: SubjectJob | None = Non
     except (Exception, SystemExit) as exc:
         import traceback
 
+        from sd_core.runs.files import is_resource_fault
+
+        if is_resource_fault(exc):  # a full disk, a read-only folder: stop the run
+            raise
         return record_failure(job, f"failed ({describe_error(exc)})", "".join(traceback.format_exception(exc)))
 
 

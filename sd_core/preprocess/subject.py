@@ -19,7 +19,7 @@ from sd_core.errors import SdError
 from sd_core.plugins.dataset import DatasetPlugin, Recording, Subject
 from sd_core.preprocess import layout
 from sd_core.preprocess.reading import ReadAhead, read_resampled, read_span  # noqa: F401 (re-exported)
-from sd_core.runs.files import atomic_write_bytes
+from sd_core.runs.files import atomic_write_bytes, is_resource_fault
 from sd_core.runs.owned import check_replaceable, sha256_bytes, sha256_file
 
 CHUNK = 64  # windows turned into images at once
@@ -213,6 +213,8 @@ def process_subject(job: SubjectJob, reader: ReadAhead | None = None,
                 loaded = ahead.read(job.plugin, rec, job.params, job.options, queue[k + 1 :])
                 got = process_recording(job, rec, loaded, notes)
             except (Exception, SystemExit) as exc:  # one bad recording never stops the others
+                if is_resource_fault(exc):  # ... but a full disk stops the run: what is done is kept
+                    raise
                 line, tb = describe_failure(exc, job.plugin)
                 errors.append(f"{sid}/{rec.id}: {line}")
                 if tb:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -74,3 +75,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+#: OSError numbers the machine causes (full disk, read-only folder, ulimit -f, no permission):
+#: they stop a command (one line naming the file), never count as one recording's failure
+RESOURCE_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "file too large for this process's file-size limit (ulimit -f)",
+}
+
+
+def is_resource_fault(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in RESOURCE_FAULTS and exc.errno not in (errno.EACCES,
+                                                                                           errno.EPERM)
