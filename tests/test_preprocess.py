@@ -372,7 +372,7 @@ def _kill_preprocess(root: Path, out: Path, when, site: Path, workers: int) -> N
     p.send_signal(signal.SIGKILL)
     p.wait()
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, (when, res.stderr[-1500:])
+    assert res.returncode == 0, (when, res.stdout[-2500:], res.stderr[-1500:])
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -386,3 +386,39 @@ def test_preprocess_killed_at_any_instant_reruns_byte_identical(raw, reference, 
         out = tmp_path / f"k{i}" / "testeeg"
         _kill_preprocess(raw[0], out, when, plugin_site, workers)
         assert_same_tree(reference, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preprocess_killed_at_many_instants(raw, reference, tmp_path, plugin_site, workers):
+    import random
+
+    rng = random.Random(100 + workers)
+    whens = sorted(round(rng.uniform(0.3, 3.0), 2) for _ in range(10))
+    for i, when in enumerate([*whens, ".sd/subjects", "metadata.csv"]):
+        out = tmp_path / f"k{i}" / "testeeg"
+        _kill_preprocess(raw[0], out, when, plugin_site, workers)
+        assert_same_tree(reference, out)
+
+
+def test_two_preprocess_runs_on_one_output(raw, reference, tmp_path, plugin_site):
+    """The second refuses at once naming the first; the first's result is the single run's (item 5)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    out = tmp_path / "testeeg"
+    env = {k: v for k, v in os.environ.items() if k not in ("SD_LOAD_PLUGINS", "SD_CONFIG")}
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_site), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "sd_core", "preprocess", "--dataset", "testeeg", "--raw", str(raw[0]),
+           "--output", str(out), *ARGS]
+    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / ".sd" / "lock").exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-1500:]
+    assert second.returncode == 1 and f"is in use by pid {first.pid}" in second.stderr, second.stderr[-1500:]
+    assert_same_tree(reference, out)
