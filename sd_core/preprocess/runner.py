@@ -170,6 +170,10 @@ def preprocess_dataset(
     mine = shard.take(subjects) if shard else subjects
     # one run per output (shards of one job side by side, each shard once): sd_core.runs.lock
     with folder_lock(out, shard=f"{shard.index}-of-{shard.count}" if shard else ""):
+        if shard is None and out.is_dir():  # the only writer: a killed run's temporaries can go
+            from sd_core.runs.files import remove_stale_temporaries
+
+            remove_stale_temporaries(out)
         if overwrite:
             _clear_for_overwrite(out, raw_root, shard, mine, subjects, params)
         started, params = _resume_check(out, params, overwrite)
