@@ -15,6 +15,7 @@ shard, or a whole run beside any shard, still refuse each other.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -53,7 +54,9 @@ def _take(path: Path, exclusive: bool, folder: Path):
         fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held until released)
         try:
             fcntl.flock(fh.fileno(), (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return fh  # a file system without flock (some network mounts): go on unlocked
             fh.close()
             raise SdError(f"{folder} is in use by {_describe(path)}; wait for it to finish "
                           "(its lock goes when that process ends)") from None

@@ -38,7 +38,11 @@ def check_output_place(out: Path, own: str, fresh: bool = True) -> None:
     folder, so a non-empty one sd did not create is refused too."""
     out = Path(out)
     res = out.resolve()
-    if res == Path.home().resolve():
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no home folder known
+        home = None
+    if res == home:
         raise SdError(f"output folder {out} is your home folder; choose a folder of its own for sd's output")
     for folder in (res, *res.parents):
         kind = run_kind(folder)
