@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -13,6 +11,7 @@ from typing import Any, Callable, Iterator, Mapping
 from sd_core.errors import DatasetError, SdError
 from sd_core.plugins.dataset import DatasetPlugin, Subject
 from sd_core.preprocess import layout
+from sd_core.preprocess.workers import pool as _pool
 from sd_core.preprocess.merge import merge_dataset
 from sd_core.preprocess.params import (
     differences,
@@ -104,40 +103,6 @@ def _subject_done(out: Path, subject: str) -> bool:
         return False
     state = layout.read_json(path)
     return state.get("status") == "done" and all((out / r["file_name"]).is_file() for r in state["rows"])
-
-
-def _pool(workers: int, threads: int = 0) -> ProcessPoolExecutor:
-    """Worker processes that live for the run (their imports are paid once each), each with its
-    share of the cores for its threads, so that threads × workers never exceed the cores."""
-    from sd_core.spectrogram.threads import cores
-
-    # spawn: workers start clean (no inherited threads or open files from the parent)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker,
-                               initargs=(threads or max(1, cores() // workers), os.getpid()))
-
-
-def _start_worker(threads: int, parent: int) -> None:
-    from sd_core.spectrogram.threads import set_thread_limit
-
-    _die_with(parent)
-    set_thread_limit(threads, blas=1)
-
-
-def _die_with(parent: int) -> None:
-    """A worker ends when the run's process dies (kill -9 included): an orphan would go on writing
-    into the output after the run's lock has gone, under the rerun's feet. Linux's
-    PR_SET_PDEATHSIG; elsewhere workers end when they find the pool gone."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the call took effect
-        os._exit(1)
 
 
 def preprocess_dataset(
