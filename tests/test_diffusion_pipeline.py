@@ -227,3 +227,24 @@ def test_a_generation_that_cannot_fit_is_refused_at_once(runs, tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "1000000000 generated images of 16×16 would take about" in res.stderr and "of memory" in res.stderr
     assert not (tmp_path / "gen").exists()
+
+
+def test_generate_on_a_full_disk_or_read_only_folder_is_one_line(runs, tmp_path):
+    """Issue 31, item 6, on a real tmpfs (skipped where this process may not mount)."""
+    import subprocess
+
+    from conftest import run_sd
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        for state, reason in (("rw", "no space left on the device"), ("ro", "the file system is read-only")):
+            subprocess.run(["mount", "-o", f"remount,{state}", str(mnt)], check=True)
+            res = run_sd("generate", str(runs["unet"]), "--n", "8", "--steps", "2", "--out", str(mnt / f"gen-{state}"))
+            assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+            last = res.stderr.strip().splitlines()[-1]
+            assert last.startswith(f"error: {mnt}") and reason in last, last
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

@@ -15,7 +15,11 @@ from sd_core.errors import SdError
 
 
 def gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    """A size in the largest binary unit that keeps it at 1 or more (``1.5 GiB``, ``16 KiB``)."""
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 2**k:
+            return f"{n / 2**k:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def available_memory() -> int | None:
