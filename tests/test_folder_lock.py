@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,7 +99,7 @@ def test_two_sd_train_into_one_run_folder(tmp_path):
         first.kill()
         first.wait()
     state = run / "state.json"
-    assert not state.exists() or '"finished": false' in state.read_text()
+    assert not state.exists() or json.loads(state.read_text())["finished"] is False
 
 
 def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path):
@@ -120,7 +121,7 @@ def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path):
 # -- a kill at any instant (issue 31, item 4) -------------------------------------------------------
 
 def _weights(run: Path) -> bytes:
-    state = __import__("json").loads((run / "state.json").read_text())
+    state = json.loads((run / "state.json").read_text())
     return (run / "checkpoints" / state["best"][0][1] / "model.safetensors").read_bytes()
 
 
@@ -169,6 +170,8 @@ def test_sd_train_killed_at_any_instant_finishes_byte_identical(tmp_path):
 
 @pytest.mark.slow
 def test_sd_train_killed_at_many_instants(tmp_path):
-    rng = __import__("random").Random(31)
+    import random
+
+    rng = random.Random(31)
     delays = sorted(round(rng.uniform(0.2, 4.0), 2) for _ in range(12))
     assert _kill_campaign(tmp_path, [*delays, "run.json", "config.toml", "state.json", "history.json"]) == 16

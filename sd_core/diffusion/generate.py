@@ -56,9 +56,7 @@ def prepare_output(out: Path, overwrite: bool, split: str = "train") -> None:
     """Refuse to mix with an existing data set unless --overwrite, which deletes only the files
     sd wrote there (a user's own files stay; one changed since sd wrote it stops the deletion)."""
     from sd_core.runs.owned import remove_files
-    from sd_core.runs.places import check_output_place
 
-    check_output_place(out, GENERATION)
     if not out.exists():
         return
     manifest, log = _records(out)
@@ -87,6 +85,8 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     from sd_core.diffusion.model import check_run, load_run
     from sd_core.diffusion.sampling import make_scheduler, to_uint8
     from sd_core.preprocess.layout import dumps_json
+    from sd_core.runs.lock import folder_lock
+    from sd_core.runs.places import check_output_place
 
     if registry is None:
         from sd_core.plugins.registry import get_registry
@@ -96,10 +96,7 @@ def generate_dataset(run: Path, out: Path, n: int, conditions: Sequence[dict] = 
     # before planning: a plan of a billion items alone would not fit
     _check_fits(out, n * (len(spec.combos) if balanced else max(1, len(conditions))), spec.image_size)
     items = _plan_items(spec, n, conditions, balanced, seed, dataset, prompt)
-    from sd_core.runs.lock import folder_lock
-    from sd_core.runs.places import check_output_place
-
-    check_output_place(out, GENERATION)
+    check_output_place(out, GENERATION)  # before the lock, which makes out/.sd
     with folder_lock(out):  # one writer per output folder (sd_core.runs.lock)
         prepare_output(out, overwrite, split)
         loaded = load_run(run, device)

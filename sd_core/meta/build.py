@@ -8,8 +8,8 @@
 ```
 
 Images are copies of the components' files (copy-on-write clones where the file system has
-them), or hard links with ``link = "hardlink"``; the components are never moved or changed. Every file goes through the ownership manifest
-(:mod:`sd_core.runs.owned`), so ``--overwrite`` deletes only what a build wrote. The same components
+them), or hard links with ``link = "hardlink"``; the components are never moved or changed.
+Every file goes through the ownership manifest (:mod:`sd_core.runs.owned`), so ``--overwrite`` deletes only what a build wrote. The same components
 and configuration give the same folder, byte for byte (``sd meta rebuild`` checks it).
 """
 
@@ -123,9 +123,9 @@ def _top_files(splits: Sequence[str]) -> list[str]:
             "metadata.csv", META_JSON, WEIGHTS_PNG, CARD]
 
 
-def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) -> None:
-    """Refuse a folder holding a set unless --overwrite, which deletes only files sd wrote."""
-    from sd_core.runs.owned import remove_files
+def check_place(out: Path, components: Sequence[Component]) -> None:
+    """Refuse an output folder that overlaps a component, or that the shared rule refuses
+    (:func:`sd_core.runs.places.check_output_place`); before the lock, which makes ``out/.sd``."""
     from sd_core.runs.places import check_output_place
 
     res = out.resolve()
@@ -134,6 +134,12 @@ def prepare_output(out: Path, overwrite: bool, components: Sequence[Component]) 
             raise SdError(f"output folder {out} and component {c.name} ({c.root}) overlap; choose "
                           "another output folder")
     check_output_place(out, META_JSON)
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Refuse a folder holding a set unless --overwrite, which deletes only files sd wrote."""
+    from sd_core.runs.owned import remove_files
+
     if not out.exists():
         return
     manifest, log = _records(out)
@@ -225,12 +231,11 @@ def write_meta(plan: MetaPlan, out: Path, registry: Any, overwrite: bool = False
     from sd_core.preprocess.layout import csv_text, dumps_json, split_csv_text
     from sd_core.runs.lock import folder_lock
     from sd_core.runs.owned import sha256_file
-    from sd_core.runs.places import check_output_place
 
-    check_output_place(out, META_JSON)
+    check_place(out, plan.components)
     with folder_lock(out):  # one writer per output folder (sd_core.runs.lock)
         splits = list(plan.config["splits"])
-        prepare_output(out, overwrite, plan.components)
+        prepare_output(out, overwrite)
         out.mkdir(parents=True, exist_ok=True)
         manifest, log = _records(out)
         rows = [r for s in splits for r in plan.rows[s]]

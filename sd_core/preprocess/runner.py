@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterator, Mapping
 from sd_core.errors import DatasetError, SdError
 from sd_core.plugins.dataset import DatasetPlugin, Subject
 from sd_core.preprocess import layout
-from sd_core.preprocess.workers import pool as _pool
 from sd_core.preprocess.merge import merge_dataset
 from sd_core.preprocess.params import (
     differences,
@@ -27,6 +26,8 @@ from sd_core.preprocess.subject import (
     process_subject,
     record_failure,
 )
+from sd_core.preprocess.workers import pool as _pool
+from sd_core.runs.files import is_resource_fault
 
 
 @dataclass
@@ -135,10 +136,9 @@ def preprocess_dataset(
     mine = shard.take(subjects) if shard else subjects
     # one run per output (shards of one job side by side, each shard once): sd_core.runs.lock
     with folder_lock(out, shard=f"{shard.index}-of-{shard.count}" if shard else ""):
-        if shard is None and out.is_dir():  # the only writer: a killed run's temporaries can go
-            from sd_core.runs.files import remove_stale_temporaries
-
-            remove_stale_temporaries(out)
+        if shard is None:  # the only writer: a killed merge's temporaries can go too
+            for folder in (out, layout.state_dir(out), *(out / s for s in SPLIT_ORDER)):
+                layout.remove_stale_temporaries(folder)
         if overwrite:
             _clear_for_overwrite(out, raw_root, shard, mine, subjects, params)
         started, params = _resume_check(out, params, overwrite)
@@ -154,9 +154,8 @@ def preprocess_dataset(
 def _checked_parameters(plugin: DatasetPlugin, prep: Mapping[str, Any], channels: list[str],
                         options: Mapping[str, Any], split_file: Path | None) -> dict[str, Any]:
     """The run's parameters; impossible sizes are refused before any work starts."""
-    from sd_core.spectrogram import plan_spectrogram
-
     from sd_core.runs.resources import check_memory
+    from sd_core.spectrogram import plan_spectrogram
 
     params = run_parameters(plugin, prep, channels, options, split_file)
     plan_spectrogram(len(channels), params["nsamps"], params["resolution"], params["bins"])
@@ -344,11 +343,8 @@ def _outcome(fut, job: SubjectJob) -> SubjectResult | None:
     except BaseException as exc:  # raised in the worker outside a recording (writing its state, say)
         import traceback
 
-        from sd_core.runs.files import is_resource_fault
-
         if is_resource_fault(exc):  # a full disk, a read-only folder: stop the run
             raise
-
         return record_failure(job, f"worker failed ({describe_error(exc)})",
                               "".join(traceback.format_exception(exc)))
 
@@ -358,8 +354,6 @@ def _in_process(job: SubjectJob, reader=None, following: SubjectJob | None = Non
         return process_subject(job, reader, following)
     except (Exception, SystemExit) as exc:
         import traceback
-
-        from sd_core.runs.files import is_resource_fault
 
         if is_resource_fault(exc):  # a full disk, a read-only folder: stop the run
             raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,28 +45,6 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = False, *
         if isinstance(exc, OSError) and not exc.filename and exc.errno:  # a write's error: name the file
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
-
-
-#: the names atomic_open gives its temporaries: "." + target name + "." + mkstemp's 8 characters + ".tmp"
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
-
-
-def remove_stale_temporaries(root: str | os.PathLike) -> int:
-    """Delete the temporaries a killed writer left under ``root`` (only files named as
-    :func:`atomic_open` names them; call it holding the folder's exclusive lock, so that no live
-    writer's file is taken); returns how many."""
-    removed = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in files:
-            path = os.path.join(folder, name)
-            if _TEMPORARY.match(name) and not os.path.islink(path):
-                try:
-                    os.unlink(path)
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
 
 
 def read_text(path: str | os.PathLike, error: type[Exception] | None = None, what: str = "") -> str:
@@ -112,6 +89,11 @@ RESOURCE_FAULTS = {
 }
 
 
+#: those that stop a whole run where they meet a write (a permission error on one recording's file
+#: stays that recording's failure)
+_STOPPING = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
 def is_resource_fault(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in RESOURCE_FAULTS and exc.errno not in (errno.EACCES,
-                                                                                           errno.EPERM)
+    """A full disk, quota, read-only file system or file-size limit (see :data:`_STOPPING`)."""
+    return isinstance(exc, OSError) and exc.errno in _STOPPING

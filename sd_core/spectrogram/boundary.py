@@ -23,21 +23,11 @@ import numpy as np
 
 from sd_core.spectrogram.basis import LogBasis
 from sd_core.spectrogram.plan import EPS, FLOOR_DB, to_grey
-from sd_core.spectrogram.refine import _DB_PER_REL, db_of_power, exact_powers
+from sd_core.spectrogram.refine import _DB_PER_REL, db_of_power, exact_powers, strip_ranges
 
 # Relative error allowed for the float32 pixel arithmetic (log10, one multiply, one add, with
-# float32 constants): 2**-17, about 64 float32 ulps of the largest term.
+# float32 constants): 2**-20, about 8 float32 ulps of the largest term.
 _ARITH_REL = 2.0**-20
-
-
-def strip_ranges(ch) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) dB of every strip from the column extremes and the DC row, float64, (b, C)."""
-    b, C = ch.dc_db.shape
-    F = ch.plan.n_frames
-    scale_col = ch.col_values(ch.scale)
-    lo = db_of_power(ch.pmin.astype(np.float64), scale_col).reshape(b, C, F).min(-1)
-    hi = db_of_power(ch.pmax.astype(np.float64), scale_col).reshape(b, C, F).max(-1)
-    return np.minimum(lo, ch.dc_db), np.maximum(hi, ch.dc_db)
 
 
 def exact_ranges(ch, lb: LogBasis) -> tuple[np.ndarray, np.ndarray]:

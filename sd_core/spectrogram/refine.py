@@ -28,6 +28,16 @@ def db_of_power(p, scale):
     return np.maximum(db, FLOOR_DB, out=db)
 
 
+def strip_ranges(ch) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) dB of every strip from the column extremes and the DC row, float64, (b, C)."""
+    b, C = ch.dc_db.shape
+    F = ch.plan.n_frames
+    scale_col = ch.col_values(ch.scale)
+    lo = db_of_power(ch.pmin.astype(np.float64), scale_col).reshape(b, C, F).min(-1)
+    hi = db_of_power(ch.pmax.astype(np.float64), scale_col).reshape(b, C, F).max(-1)
+    return np.minimum(lo, ch.dc_db), np.maximum(hi, ch.dc_db)
+
+
 # A bin is recomputed in float64 when its error bound could move it by this many grey levels.
 _GREY_TOL = 0.5
 # Strips whose whole range is below this many dB are computed in float64 throughout.
@@ -91,8 +101,6 @@ def refine(ch, lb: LogBasis) -> tuple[np.ndarray, np.ndarray]:
     """
     power, pmin, pmax, xnorm = ch.power, ch.pmin, ch.pmax, ch.xnorm
     K, N = power.shape
-    b, C = ch.dc_db.shape
-    F = ch.plan.n_frames
     scale_col = ch.col_values(ch.scale)
     errcol = lb.errcol
     err_max = xnorm * errcol.max()
@@ -101,9 +109,7 @@ def refine(ch, lb: LogBasis) -> tuple[np.ndarray, np.ndarray]:
     done = np.zeros((K, N), dtype=bool) if K else None
     span_old = None
     while True:
-        lo_db = db_of_power(pmin.astype(np.float64), scale_col).reshape(b, C, F).min(-1)
-        hi_db = db_of_power(pmax.astype(np.float64), scale_col).reshape(b, C, F).max(-1)
-        lo_db, hi_db = np.minimum(lo_db, ch.dc_db), np.maximum(hi_db, ch.dc_db)
+        lo_db, hi_db = strip_ranges(ch)
         span = ch.col_values(hi_db - lo_db)
         if K == 0 or (span_old is not None and np.all(span >= 0.9 * span_old)):
             break

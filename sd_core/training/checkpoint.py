@@ -123,7 +123,7 @@ def unfinished_start(run: Path) -> bool:
 def check_fresh_run(run: Path, names: tuple[str, ...] = RUN_FILES) -> None:
     """A new run writes these names in ``run``: refuse when one is there already (not ours; the
     start log of an unfinished start names what is)."""
-    ours = start_log(run).read() if unfinished_start(run) else set()
+    ours = start_log(run).read() if not (run / "state.json").is_file() else set()
     taken = [n for n in names if ((run / n).exists() or (run / n).is_symlink()) and n not in ours]
     if taken:
         raise SdError(f"{run / taken[0]} exists and was not written by this run; sd does not replace "
